@@ -1,0 +1,1 @@
+"""Graph-network performance predictor fitted to noisy subnet accuracies."""

@@ -1,0 +1,1 @@
+"""One-shot supernet: search spaces, weight-sharing supernet, training, evaluation, proxies."""

@@ -1,0 +1,295 @@
+"""Datasets as uint8 tensors, a device-resident batch loader with on-device augmentation, and the
+Lightning data module that splits the training set into supernet-training and held-out ranking parts."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
+@dataclass
+class Arrays:
+    """A whole dataset in memory.
+
+    Shapes:
+        x_train `(N, C, H, W)` uint8, y_train `(N,)` int64; likewise x_test, y_test.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+def load_digits(test_fraction: float = 1 / 6, seed: int = 0) -> Arrays:
+    """scikit-learn's bundled digits: 1,797 real 8x8 grey images of 10 classes, nothing downloaded."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.from_numpy(np.clip(d.images * 16, 0, 255).astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(len(y) * test_fraction))
+    test, train = perm[:n_test], perm[n_test:]
+    return Arrays("digits", x[train], y[train], x[test], y[test], 10)
+
+
+def _nhwc(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
+    """CIFAR-10 from `root`: `train.npz`/`test.npz` (`x` uint8 NHWC, `y`) or torchvision's
+    `cifar-10-batches-py`; the latter is downloaded into `root` when `download` is true."""
+    root = Path(root).expanduser()
+    npz = root / "train.npz", root / "test.npz"
+    batches = root / "cifar-10-batches-py"
+    if all(p.is_file() for p in npz):
+        (tr, te) = (np.load(p) for p in npz)
+        for p, z in zip(npz, (tr, te)):
+            if "x" not in z or "y" not in z or z["x"].ndim != 4 or z["x"].shape[3] != 3:
+                raise ValueError(f"{p}: expected arrays x uint8 (N, 32, 32, 3) and y (N,)")
+        return Arrays("cifar10", _nhwc(tr["x"]), torch.from_numpy(tr["y"].astype(np.int64)),
+                      _nhwc(te["x"]), torch.from_numpy(te["y"].astype(np.int64)), 10)
+    if not batches.is_dir() and download:
+        _download_cifar10(root)
+    if batches.is_dir():
+        return _read_cifar10_batches(batches)
+    raise FileNotFoundError(
+        f"CIFAR-10 not found: looked for {npz[0]} and {npz[1]} (x uint8 NHWC, y), and for {batches}/ "
+        f"(torchvision's layout). Decode the shared container with "
+        f"`python ../shared/tools/cifar10_from_jpeg.py {root}`, or pass data.download=true."
+    )
+
+
+def _read_cifar10_batches(folder: Path) -> Arrays:
+    def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for name in names:
+            path = folder / name
+            if not path.is_file():
+                raise FileNotFoundError(f"CIFAR-10 batch {path} is missing")
+            with open(path, "rb") as f:
+                d = pickle.load(f, encoding="bytes")
+            xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[b"labels"], dtype=np.int64))
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+    x_tr, y_tr = read([f"data_batch_{i}" for i in range(1, 6)])
+    x_te, y_te = read(["test_batch"])
+    return Arrays("cifar10", x_tr, y_tr, x_te, y_te, 10)
+
+
+def _download_cifar10(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / "cifar-10-python.tar.gz.part"
+    urllib.request.urlretrieve(CIFAR10_URL, tmp)
+    md5 = hashlib.md5(tmp.read_bytes()).hexdigest()
+    if md5 != CIFAR10_MD5:
+        tmp.unlink()
+        raise ValueError(f"downloaded {CIFAR10_URL} has md5 {md5}, expected {CIFAR10_MD5}")
+    with tarfile.open(tmp) as tar:
+        tar.extractall(root, filter="data")
+    tmp.unlink()
+
+
+def load_arrays(name: str, root: str | None = None, download: bool = False) -> Arrays:
+    if name == "digits":
+        return load_digits()
+    if name == "cifar10":
+        if not root:
+            raise ValueError("data=cifar10 needs data.root=DIR (train.npz/test.npz or cifar-10-batches-py)")
+        return load_cifar10(root, download)
+    raise ValueError(f"unknown dataset {name!r}; expected digits or cifar10")
+
+
+class DeviceLoader:
+    """Batches of one split, kept on one device; shuffling and augmentation happen there too.
+
+    Each epoch's order, crops and flips come from a generator seeded by (seed, epoch), so an epoch is
+    the same whether training ran straight through or resumed from a checkpoint.
+
+    Args:
+        x: uint8 images `(N, C, H, W)`, already on the target device.
+        y: labels `(N,)`.
+        mean, std: per-channel normalisation, in 0..255 units.
+        batch_size: images per batch.
+        shuffle: new order each epoch.
+        pad: pad-and-random-crop margin in pixels (0: none).
+        flip: random horizontal flips.
+        drop_last: drop the last incomplete batch.
+        seed: base seed of the epoch generators.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        pad: int = 0,
+        flip: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if len(x) == 0:
+            raise ValueError("DeviceLoader got an empty split")
+        self.x, self.y = x, y
+        self.mean = mean.to(x.device, torch.float32).view(1, -1, 1, 1)
+        self.std = std.to(x.device, torch.float32).view(1, -1, 1, 1)
+        self.batch_size, self.shuffle, self.pad, self.flip = batch_size, shuffle, pad, flip
+        self.drop_last, self.seed, self.epoch = drop_last, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n, dev = len(self.x), self.x.device
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g) if self.pad else None
+        flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
+        order = order.to(dev)
+        shifts = shifts.to(dev) if shifts is not None else None
+        flips = flips.to(dev) if flips is not None else None
+        for b in range(len(self)):
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = order[sl]
+            x = self.x[idx].float()
+            if shifts is not None:
+                x = self._crop(x, shifts[sl])
+            if flips is not None:
+                x = torch.where(flips[sl].view(-1, 1, 1, 1), x.flip(3), x)
+            yield (x - self.mean) / self.std, self.y[idx]
+
+    def _crop(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Pads by `pad` with zeros (after normalisation: the mean colour) and crops back at random."""
+        B, C, H, W = x.shape
+        p = self.pad
+        xp = torch.nn.functional.pad(x - self.mean, (p, p, p, p)) + self.mean
+        rows = (torch.arange(H, device=x.device).view(1, H) + shifts[:, :1]).view(B, 1, H, 1)
+        cols = (torch.arange(W, device=x.device).view(1, W) + shifts[:, 1:]).view(B, 1, 1, W)
+        b = torch.arange(B, device=x.device).view(B, 1, 1, 1)
+        c = torch.arange(C, device=x.device).view(1, C, 1, 1)
+        return xp[b, c, rows, cols]
+
+
+class NASDataModule(pl.LightningDataModule):
+    """Splits the training set into the part that trains the supernet and a held-out part that ranks
+    subnets; the test set is kept for standalone retraining.
+
+    Args:
+        name: `digits` or `cifar10`.
+        root: folder of the CIFAR-10 files (see `load_cifar10`).
+        download: fetch torchvision's CIFAR-10 layout into `root` if missing.
+        heldout_fraction: share of the training set held out to rank subnets.
+        batch_size: supernet training batch.
+        eval_batch_size: batch for evaluation.
+        val_images: held-out images used by the per-epoch validation of reference archs (0: all).
+        pad, flip: training augmentation.
+        limit_train: keep only this many training images (0: all); for tiny tests.
+        seed: split and shuffle seed.
+        device: where the data live: `auto` (the trainer's device, else CPU), `cpu`, `cuda`.
+    """
+
+    def __init__(
+        self,
+        name: str = "digits",
+        root: str | None = None,
+        download: bool = False,
+        heldout_fraction: float = 0.5,
+        batch_size: int = 256,
+        eval_batch_size: int = 1000,
+        val_images: int = 0,
+        pad: int = 0,
+        flip: bool = False,
+        limit_train: int = 0,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not 0.0 < heldout_fraction < 1.0:
+            raise ValueError(f"data.heldout_fraction={heldout_fraction} must lie strictly in (0, 1)")
+        self.name, self.root, self.download = name, root, download
+        self.heldout_fraction, self.batch_size, self.eval_batch_size = heldout_fraction, batch_size, eval_batch_size
+        self.val_images, self.pad, self.flip = val_images, pad, flip
+        self.limit_train, self.seed, self.device = limit_train, seed, device
+        self.arrays: Arrays | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self._arrays().num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._arrays().input_shape
+
+    def _arrays(self) -> Arrays:
+        if self.arrays is None:
+            self.arrays = load_arrays(self.name, self.root, self.download)
+        return self.arrays
+
+    def _device(self) -> torch.device:
+        if self.device != "auto":
+            return torch.device(self.device)
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def setup(self, stage: str | None = None) -> None:
+        a = self._arrays()
+        x, y = a.x_train, a.y_train
+        if self.limit_train:
+            x, y = x[: self.limit_train], y[: self.limit_train]
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))
+        n_held = int(round(len(y) * self.heldout_fraction))
+        held, train = perm[:n_held], perm[n_held:]
+        dev = self._device()
+        self.splits = {
+            "train": (x[train].to(dev), y[train].to(dev)),
+            "heldout": (x[held].to(dev), y[held].to(dev)),
+            "test": (a.x_test.to(dev), a.y_test.to(dev)),
+        }
+        xf = x[train].float()
+        self.mean = xf.mean(dim=(0, 2, 3))
+        self.std = xf.std(dim=(0, 2, 3)).clamp_min(1.0)
+
+    def loader(self, split: str, train: bool = False, limit: int = 0) -> DeviceLoader:
+        """A loader over `train`, `heldout` or `test`; `train=True` shuffles and augments."""
+        if not hasattr(self, "splits"):
+            self.setup()
+        x, y = self.splits[split]
+        if limit:
+            x, y = x[:limit], y[:limit]
+        if train:
+            return DeviceLoader(x, y, self.mean, self.std, self.batch_size, shuffle=True, pad=self.pad,
+                                flip=self.flip, drop_last=len(x) > self.batch_size, seed=self.seed)
+        return DeviceLoader(x, y, self.mean, self.std, self.eval_batch_size)
+
+    def train_dataloader(self) -> DeviceLoader:
+        return self.loader("train", train=True)
+
+    def val_dataloader(self) -> DeviceLoader:
+        return self.loader("heldout", limit=self.val_images)
