@@ -52,7 +52,9 @@ def load_digits(test_fraction: float = 1 / 6, seed: int = 0) -> Arrays:
 
 
 def _nhwc(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).permute(0, 3, 1, 2).contiguous()
+    return (
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)).permute(0, 3, 1, 2).contiguous()
+    )
 
 
 def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
@@ -66,8 +68,14 @@ def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
         for p, z in zip(npz, (tr, te)):
             if "x" not in z or "y" not in z or z["x"].ndim != 4 or z["x"].shape[3] != 3:
                 raise ValueError(f"{p}: expected arrays x uint8 (N, 32, 32, 3) and y (N,)")
-        return Arrays("cifar10", _nhwc(tr["x"]), torch.from_numpy(tr["y"].astype(np.int64)),
-                      _nhwc(te["x"]), torch.from_numpy(te["y"].astype(np.int64)), 10)
+        return Arrays(
+            "cifar10",
+            _nhwc(tr["x"]),
+            torch.from_numpy(tr["y"].astype(np.int64)),
+            _nhwc(te["x"]),
+            torch.from_numpy(te["y"].astype(np.int64)),
+            10,
+        )
     if not batches.is_dir() and download:
         _download_cifar10(root)
     if batches.is_dir():
@@ -115,7 +123,9 @@ def load_arrays(name: str, root: str | None = None, download: bool = False) -> A
         return load_digits()
     if name == "cifar10":
         if not root:
-            raise ValueError("data=cifar10 needs data.root=DIR (train.npz/test.npz or cifar-10-batches-py)")
+            raise ValueError(
+                "data=cifar10 needs data.root=DIR (train.npz/test.npz or cifar-10-batches-py)"
+            )
         return load_cifar10(root, download)
     raise ValueError(f"unknown dataset {name!r}; expected digits or cifar10")
 
@@ -203,6 +213,8 @@ class NASDataModule(pl.LightningDataModule):
 
     Args:
         name: `digits` or `cifar10`.
+        num_classes: expected class count (checked against the data).
+        input_shape: expected `(C, H, W)` of one image (checked against the data).
         root: folder of the CIFAR-10 files (see `load_cifar10`).
         download: fetch torchvision's CIFAR-10 layout into `root` if missing.
         heldout_fraction: share of the training set held out to rank subnets.
@@ -218,6 +230,8 @@ class NASDataModule(pl.LightningDataModule):
     def __init__(
         self,
         name: str = "digits",
+        num_classes: int | None = None,
+        input_shape: tuple[int, int, int] | None = None,
         root: str | None = None,
         download: bool = False,
         heldout_fraction: float = 0.5,
@@ -232,9 +246,19 @@ class NASDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if not 0.0 < heldout_fraction < 1.0:
-            raise ValueError(f"data.heldout_fraction={heldout_fraction} must lie strictly in (0, 1)")
+            raise ValueError(
+                f"data.heldout_fraction={heldout_fraction} must lie strictly in (0, 1)"
+            )
         self.name, self.root, self.download = name, root, download
-        self.heldout_fraction, self.batch_size, self.eval_batch_size = heldout_fraction, batch_size, eval_batch_size
+        self.expected = {
+            "num_classes": num_classes,
+            "input_shape": tuple(input_shape) if input_shape else None,
+        }
+        self.heldout_fraction, self.batch_size, self.eval_batch_size = (
+            heldout_fraction,
+            batch_size,
+            eval_batch_size,
+        )
         self.val_images, self.pad, self.flip = val_images, pad, flip
         self.limit_train, self.seed, self.device = limit_train, seed, device
         self.arrays: Arrays | None = None
@@ -249,7 +273,14 @@ class NASDataModule(pl.LightningDataModule):
 
     def _arrays(self) -> Arrays:
         if self.arrays is None:
-            self.arrays = load_arrays(self.name, self.root, self.download)
+            a = load_arrays(self.name, self.root, self.download)
+            found = {"num_classes": a.num_classes, "input_shape": a.input_shape}
+            for key, want in self.expected.items():
+                if want is not None and found[key] != want:
+                    raise ValueError(
+                        f"data {self.name}: config says {key}={want}, the data have {found[key]}"
+                    )
+            self.arrays = a
         return self.arrays
 
     def _device(self) -> torch.device:
@@ -284,8 +315,18 @@ class NASDataModule(pl.LightningDataModule):
         if limit:
             x, y = x[:limit], y[:limit]
         if train:
-            return DeviceLoader(x, y, self.mean, self.std, self.batch_size, shuffle=True, pad=self.pad,
-                                flip=self.flip, drop_last=len(x) > self.batch_size, seed=self.seed)
+            return DeviceLoader(
+                x,
+                y,
+                self.mean,
+                self.std,
+                self.batch_size,
+                shuffle=True,
+                pad=self.pad,
+                flip=self.flip,
+                drop_last=len(x) > self.batch_size,
+                seed=self.seed,
+            )
         return DeviceLoader(x, y, self.mean, self.std, self.eval_batch_size)
 
     def train_dataloader(self) -> DeviceLoader:

@@ -16,7 +16,8 @@ class SuperCell(nn.Module):
         super().__init__()
         self.space = space
         self.edges = nn.ModuleList(
-            nn.ModuleList(make_op(op, channels, affine, track) for op in space.ops) for _ in space.edges
+            nn.ModuleList(make_op(op, channels, affine, track) for op in space.ops)
+            for _ in space.edges
         )
         self._none = space.ops.index("none")
         self._skip = space.ops.index("skip_connect")

@@ -52,7 +52,9 @@ class SearchSpace(ABC):
         """A key equal for two archs exactly when they compute the same function."""
 
     @abstractmethod
-    def cost(self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> Cost:
+    def cost(
+        self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
+    ) -> Cost:
         """FLOPs and params of the standalone network for `arch`."""
 
     def check(self, arch: Sequence[int]) -> Arch:
@@ -125,7 +127,9 @@ class NB201Space(SearchSpace):
             raise ValueError(f"nb201: malformed arch string {arch_str!r}; expected {expected}")
         for op in match.groups():
             if op not in self.ops:
-                raise ValueError(f"nb201: unknown op {op!r} in arch string {arch_str!r}; expected {expected}")
+                raise ValueError(
+                    f"nb201: unknown op {op!r} in arch string {arch_str!r}; expected {expected}"
+                )
         return tuple(self.ops.index(op) for op in match.groups())
 
     def to_str(self, arch: Arch) -> str:
@@ -159,12 +163,16 @@ class NB201Space(SearchSpace):
                 expr[to] = "+".join(sorted(expr.pop(("terms", to))))
         return expr[3]
 
-    def cost(self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> Cost:
+    def cost(
+        self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
+    ) -> Cost:
         """FLOPs/params with the NB201 API's conventions (BN affine counted, pooling and BN not in FLOPs)."""
         arch = self.check(arch)
         in_ch, h, w = (int(v) for v in input_shape)
         C = self.C
-        kernels = [9 if self.ops[a] == "nor_conv_3x3" else 1 for a in arch if "conv" in self.ops[a]]
+        kernels = [
+            9 if self.ops[a] == "nor_conv_3x3" else 1 for a in arch if "conv" in self.ops[a]
+        ]
         flops = in_ch * C * 9 * h * w  # stem conv
         params = in_ch * C * 9 + 2 * C  # stem conv + BN
         for stage in range(3):

@@ -1,0 +1,209 @@
+"""LightningModule that trains the supernet one sampled path (or one fair group of paths) per step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from supernet.model import SuperNet
+from supernet.sampler import Sampler
+from supernet.space import SPACES, Arch
+
+# Reference archs whose held-out accuracy is logged every epoch: the benchmark's best, a plain
+# all-conv3x3 cell, a pooling-only cell and a cell whose output is cut off (should stay at chance).
+DEFAULT_REFERENCE_ARCHS = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+)
+
+
+def net_meta(net: SuperNet) -> dict[str, Any]:
+    """Everything that fixes the supernet's parameter layout; stored in and checked against checkpoints."""
+    bn = net.stem[1]
+    return {
+        "space": net.space.name,
+        "C": net.space.C,
+        "N": net.space.N,
+        "num_classes": net.classifier.out_features,
+        "in_channels": net.stem[0].in_channels,
+        "affine": bn.affine,
+        "track_running_stats": bn.track_running_stats,
+    }
+
+
+def meta_hash(meta: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> None:
+    """Raises ValueError naming every field in which a checkpoint differs from the current config."""
+    diff = [
+        f"{k}: checkpoint has {found.get(k)!r}, config has {expected.get(k)!r}"
+        for k in sorted(set(found) | set(expected))
+        if found.get(k) != expected.get(k)
+    ]
+    if diff:
+        raise ValueError(
+            f"checkpoint {source} was made for another supernet config: " + "; ".join(diff)
+        )
+
+
+def load_supernet(
+    ckpt_path: str | Path, expected: dict[str, Any] | None = None
+) -> tuple[SuperNet, dict]:
+    """Rebuilds the trained supernet from a Lightning checkpoint of `SupernetModule`.
+
+    Returns:
+        the network (eval mode, CPU) and the checkpoint's `nas` record (meta, hash, epoch, ...).
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"supernet checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "nas" not in ckpt:
+        raise ValueError(f"{path} is not a supernet checkpoint of this project (no 'nas' record)")
+    meta = ckpt["nas"]["meta"]
+    if expected is not None:
+        check_meta(meta, expected, str(path))
+    space = SPACES[meta["space"]](C=meta["C"], N=meta["N"])
+    net = SuperNet(
+        space,
+        meta["num_classes"],
+        meta["in_channels"],
+        meta["affine"],
+        meta["track_running_stats"],
+    )
+    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net.load_state_dict(state)
+    record = dict(ckpt["nas"], epoch=ckpt.get("epoch"), global_step=ckpt.get("global_step"))
+    return net.eval(), record
+
+
+class SupernetModule(pl.LightningModule):
+    """Single-path one-shot training with a pluggable sampler.
+
+    Manual optimisation, so that fair sampling can accumulate gradients over its paths within a step.
+    A step whose loss is NaN or infinite is skipped and counted; past `max_bad_steps` training stops.
+
+    Args:
+        net: the supernet.
+        sampler: draws each step's archs.
+        optimizer: partial taking the parameters.
+        scheduler: partial taking the optimizer (stepped after each epoch's last batch), or None.
+        grad_clip: max global gradient norm (0: no clipping).
+        reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`.
+        max_bad_steps: non-finite steps tolerated before stopping with an error.
+    """
+
+    def __init__(
+        self,
+        net: SuperNet,
+        sampler: Sampler,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        grad_clip: float = 5.0,
+        reference_archs: Sequence[str] = DEFAULT_REFERENCE_ARCHS,
+        max_bad_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.net, self.sampler = net, sampler
+        self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
+        self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
+        self.reference_archs: list[Arch] = [net.space.parse(s) for s in reference_archs]
+        self.meta = net_meta(net)
+        self.bad_steps = 0
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        return self.net(x, arch)
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer_fn(params=self.net.parameters())
+        if self.scheduler_fn is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_fn(optimizer=opt)}}
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        archs = self.sampler.sample_step()
+        total = torch.zeros((), device=x.device)
+        for arch in archs:
+            loss = F.cross_entropy(self.net(x, arch), y)
+            self.manual_backward(loss / len(archs))
+            total = total + loss.detach()
+        total = total / len(archs)
+        if not math.isfinite(total.item()):
+            self.bad_steps += 1
+            self.log("train/bad_steps", float(self.bad_steps))
+            if self.bad_steps > self.max_bad_steps:
+                raise RuntimeError(
+                    f"training loss was NaN or infinite in {self.bad_steps} steps (more than "
+                    f"max_bad_steps={self.max_bad_steps}); last at epoch {self.current_epoch}, "
+                    f"batch {batch_idx}, archs {[self.net.space.to_str(a) for a in archs]}"
+                )
+            opt.zero_grad(set_to_none=True)
+            return
+        if self.grad_clip:
+            self.clip_gradients(
+                opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
+            )
+        opt.step()
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Step at the epoch's last batch, before validation saves the checkpoint, so that a resumed
+        # run starts the next epoch with the same learning rate as a straight one.
+        sched = self.lr_schedulers()
+        if sched is not None and self.trainer.is_last_batch:
+            sched.step()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        accs = []
+        for i, arch in enumerate(self.reference_archs):
+            acc = (self.net(x, arch).argmax(1) == y).float().mean() * 100
+            self.log(f"val/acc/{i}", acc, on_epoch=True)
+            accs.append(acc)
+        if accs:
+            self.log("val/acc", torch.stack(accs).mean(), prog_bar=True, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nas"] = {
+            "meta": self.meta,
+            "hash": meta_hash(self.meta),
+            "sampler": type(self.sampler).__name__,
+            "sampler_state": self.sampler.state_dict(),
+            "bad_steps": self.bad_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "nas" not in checkpoint:
+            raise ValueError(
+                "checkpoint is not a supernet checkpoint of this project (no 'nas' record)"
+            )
+        nas = checkpoint["nas"]
+        check_meta(nas["meta"], self.meta, "being resumed")
+        if nas["sampler"] != type(self.sampler).__name__:
+            raise ValueError(
+                f"checkpoint was trained with sampler {nas['sampler']}, config has "
+                f"{type(self.sampler).__name__}"
+            )
+        self.sampler.load_state_dict(nas["sampler_state"])
+        self.bad_steps = nas["bad_steps"]

@@ -1,0 +1,76 @@
+"""Path samplers: plain seeded objects beside the supernet, each step's archs drawn by `sample_step`."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from supernet.space import Arch, SearchSpace
+
+
+class Sampler:
+    """Uniform single path (SPOS): every op of every decision equally likely, one path per step.
+
+    Args:
+        space: the search space.
+        seed: seed of the sampler's own generator (saved in checkpoints, so resume is exact).
+    """
+
+    paths_per_step = 1
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        self.space = space
+        self.rng = random.Random(seed)
+
+    def sample(self) -> Arch:
+        return tuple(
+            self.rng.randrange(len(self.space.ops)) for _ in range(self.space.num_decisions)
+        )
+
+    def sample_step(self) -> list[Arch]:
+        """The archs one training step accumulates gradients over."""
+        return [self.sample()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(state["rng"])
+
+
+UniformSampler = Sampler
+
+
+class IsomorphismSampler(Sampler):
+    """Uniform over isomorphism classes (6,466 in NB201), then uniform within the drawn class, so
+    archs with many equivalent spellings are not oversampled."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        classes: dict[str, list[Arch]] = {}
+        for arch in space.all_archs():
+            classes.setdefault(space.iso_key(arch), []).append(arch)
+        self.classes = list(classes.values())
+
+    def sample(self) -> Arch:
+        return self.rng.choice(self.rng.choice(self.classes))
+
+
+class FairSampler(Sampler):
+    """FairNAS: each step trains len(ops) paths in which every op of every decision appears exactly
+    once (a random permutation per decision); gradients are accumulated over them."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        self.paths_per_step = len(space.ops)
+
+    def sample_step(self) -> list[Arch]:
+        perms = []
+        for _ in range(self.space.num_decisions):
+            p = list(range(len(self.space.ops)))
+            self.rng.shuffle(p)
+            perms.append(p)
+        return [tuple(p[k] for p in perms) for k in range(self.paths_per_step)]
+
+    def sample(self) -> Arch:
+        return self.sample_step()[0]

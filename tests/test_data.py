@@ -1,0 +1,92 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from supernet.data import NASDataModule, load_cifar10, load_digits
+
+
+def test_digits_is_real_and_split():
+    a = load_digits()
+    assert a.input_shape == (1, 8, 8) and a.num_classes == 10
+    assert len(a.y_train) + len(a.y_test) == 1797
+    assert a.x_train.dtype == torch.uint8 and int(a.x_train.max()) > 200
+
+
+def test_heldout_split_is_disjoint_and_seeded():
+    dm = NASDataModule("digits", heldout_fraction=0.25, seed=0)
+    dm.setup()
+    tr, held = dm.splits["train"][0], dm.splits["heldout"][0]
+    n = len(load_digits().y_train)
+    assert len(held) == round(n * 0.25) and len(tr) + len(held) == n
+    flat = lambda x: {bytes(r) for r in x.flatten(1).numpy()}  # noqa: E731
+    assert len(flat(tr) & flat(held)) < 10  # digits has a few duplicate images, no shared rows
+    dm2 = NASDataModule("digits", heldout_fraction=0.25, seed=0)
+    dm2.setup()
+    assert torch.equal(dm2.splits["heldout"][0], held)
+
+
+def test_loader_epochs_are_reproducible_and_differ():
+    dm = NASDataModule("digits", batch_size=50, pad=1, flip=True, seed=1)
+    dm.setup()
+    loader = dm.train_dataloader()
+    loader.set_epoch(3)
+    first = [x for x, _ in loader]
+    again = [x for x, _ in loader]
+    loader.set_epoch(4)
+    other = [x for x, _ in loader]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], other[0])
+    assert first[0].shape == (50, 1, 8, 8) and len(first) == len(loader)
+
+
+def test_crop_shifts_pixels():
+    dm = NASDataModule("digits", batch_size=2000, pad=2, seed=0)
+    dm.setup()
+    plain = dm.loader("train")
+    aug = dm.loader("train", train=True)
+    aug.shuffle = False
+    (x0, _), (x1, _) = next(iter(plain)), next(iter(aug))
+    assert x0.shape == x1.shape
+    same = (x0 == x1).flatten(1).all(1).float().mean()
+    assert 0.0 < same < 0.2  # 1 in 25 shifts is (0, 0)
+
+
+def test_cifar_npz_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 10)):
+        np.savez(
+            tmp_path / f"{split}.npz",
+            x=rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8),
+            y=rng.integers(0, 10, n),
+        )
+    a = load_cifar10(tmp_path)
+    assert a.x_train.shape == (20, 3, 32, 32) and a.x_test.shape == (10, 3, 32, 32)
+    x = np.load(tmp_path / "train.npz")["x"]
+    assert torch.equal(a.x_train[3], torch.from_numpy(x[3]).permute(2, 0, 1))
+
+
+def test_cifar_torchvision_layout(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), b"labels": [1, 2, 3, 4]}
+        (folder / name).write_bytes(pickle.dumps(d))
+    a = load_cifar10(tmp_path)
+    assert a.x_train.shape == (20, 3, 32, 32) and a.y_test.tolist() == [1, 2, 3, 4]
+
+
+def test_missing_cifar_says_where_and_how(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        load_cifar10(tmp_path / "nowhere")
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere" / "train.npz") in msg and "cifar-10-batches-py" in msg
+    assert "cifar10_from_jpeg.py" in msg and "data.download=true" in msg
+
+
+def test_config_mismatch_is_named():
+    dm = NASDataModule("digits", num_classes=100)
+    with pytest.raises(ValueError, match="num_classes=100"):
+        dm.setup()

@@ -1,0 +1,92 @@
+import math
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from scripts.train import run
+from supernet.module import load_supernet
+from tests.conftest import make_cfg
+
+
+class StopAfterFirstEpoch(pl.Callback):
+    """Simulates an interrupted run: stops once the first epoch's checkpoint is written."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
+def weights(ckpt: str) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_tiny_training_writes_checkpoint_logs_and_info(tmp_path):
+    result = run(make_cfg("train", tmp_path))
+    ckpt = Path(result["ckpt_path"])
+    assert ckpt.name == "last.ckpt" and ckpt.is_file()
+    assert math.isfinite(result["metrics"]["train/loss_epoch"])
+    assert 0.0 <= result["metrics"]["val/acc"] <= 100.0
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert list((tmp_path / "tensorboard").glob("events.*"))
+    assert (tmp_path / "train_run.json").is_file()
+    net, record = load_supernet(ckpt)
+    assert record["meta"]["C"] == 4 and record["meta"]["space"] == "nb201"
+    assert net(torch.zeros(2, 1, 8, 8), (3,) * 6).shape == (2, 10)
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "fair"])
+def test_resume_equals_straight_run(tmp_path, sampler):
+    overrides = ["trainer.max_epochs=2", f"sampler={sampler}", "trainer.deterministic=true"]
+    straight = run(make_cfg("train", tmp_path / "straight", overrides))
+    first = run(make_cfg("train", tmp_path / "first", overrides), [StopAfterFirstEpoch()])
+    assert torch.load(first["ckpt_path"], weights_only=False)["epoch"] == 0
+    resumed = run(
+        make_cfg("train", tmp_path / "resumed", [*overrides, f"ckpt_path={first['ckpt_path']}"])
+    )
+    a, b = weights(straight["ckpt_path"]), weights(resumed["ckpt_path"])
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and the interrupted run really differs from the finished one
+    c = weights(first["ckpt_path"])
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    first = run(make_cfg("train", tmp_path / "a"))
+    cfg = make_cfg(
+        "train",
+        tmp_path / "b",
+        ["space.C=8", f"ckpt_path={first['ckpt_path']}", "trainer.max_epochs=2"],
+    )
+    with pytest.raises(ValueError, match="C: checkpoint has 4, config has 8"):
+        run(cfg)
+    assert not (tmp_path / "b" / "checkpoints" / "last.ckpt").exists()
+    with pytest.raises(ValueError, match="sampler"):
+        run(
+            make_cfg(
+                "train",
+                tmp_path / "c",
+                ["sampler=fair", f"ckpt_path={first['ckpt_path']}", "trainer.max_epochs=2"],
+            )
+        )
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        run(make_cfg("train", tmp_path, [f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
+
+
+def test_nan_loss_steps_are_skipped_then_stop(tmp_path):
+    cfg = make_cfg(
+        "train",
+        tmp_path,
+        [
+            "supernet.optimizer.lr=1e30",
+            "supernet.grad_clip=0",
+            "supernet.max_bad_steps=2",
+            "trainer.max_epochs=3",
+        ],
+    )
+    with pytest.raises(RuntimeError, match="NaN or infinite in 3 steps"):
+        run(cfg)
