@@ -46,11 +46,11 @@ def meta_hash(meta: dict[str, Any]) -> str:
 
 
 def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> None:
-    """Raises ValueError naming every field in which a checkpoint differs from the current config."""
+    """Raises ValueError naming every field of `expected` in which a checkpoint's meta differs."""
     diff = [
-        f"{k}: checkpoint has {found.get(k)!r}, config has {expected.get(k)!r}"
-        for k in sorted(set(found) | set(expected))
-        if found.get(k) != expected.get(k)
+        f"{k}: checkpoint has {found.get(k)!r}, config has {v!r}"
+        for k, v in sorted(expected.items())
+        if found.get(k) != v
     ]
     if diff:
         raise ValueError(

@@ -1,0 +1,105 @@
+"""Evaluate subnets with inherited weights: `python scripts/evaluate.py ckpt_path=... num_archs=N`.
+
+Rows go to `subnets.csv` one by one as they are measured; a rerun skips the archs already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+
+from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
+from supernet.module import load_supernet  # noqa: E402
+from supernet.results import ResultsCSV, read_archs_csv  # noqa: E402
+from supernet.utils import write_run_info  # noqa: E402
+
+COLUMNS = ["arch", "acc", "loss", "images", "seed", "bn", "ckpt"]
+
+
+def file_hash(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluates the chosen archs not yet in `cfg.out`; returns the output path and counts."""
+    space = instantiate(cfg.space)
+    device = resolve_device(cfg.device)
+    expected = {
+        "space": space.name,
+        "C": space.C,
+        "N": space.N,
+        "num_classes": cfg.data.num_classes,
+        "in_channels": cfg.data.input_shape[0],
+    }
+    net, record = load_supernet(cfg.ckpt_path, expected)
+    net = net.to(device)
+    if Path(str(cfg.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.archs, space, cfg.rank_by)
+        archs = archs[: cfg.num_archs] if cfg.num_archs > 0 else archs
+    else:
+        archs = choose_archs(space, cfg.archs, cfg.num_archs, cfg.seed)
+    data = instantiate(cfg.data, device=str(device))
+    data.setup()
+    evaluator = SubnetEvaluator(
+        net,
+        data.loader("heldout", limit=cfg.heldout_images),
+        cfg.bn,
+        data.loader("train", train=True),
+        cfg.calib_batches,
+    )
+    out = ResultsCSV(
+        cfg.out, COLUMNS, fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_hash(cfg.ckpt_path)}
+    )
+    write_run_info(
+        Path(cfg.out).parent,
+        "evaluate",
+        OmegaConf.to_container(cfg, resolve=True),
+        checkpoint=record,
+    )
+    todo = [a for a in archs if space.to_str(a) not in out]
+    with Progress(transient=True) as progress:
+        task = progress.add_task(
+            "evaluating subnets", total=len(archs), completed=len(archs) - len(todo)
+        )
+        for arch in todo:
+            r = evaluator.evaluate(arch)
+            out.append(
+                {
+                    "arch": space.to_str(arch),
+                    "acc": f"{r.acc:.4f}",
+                    "loss": f"{r.loss:.6f}",
+                    "images": r.images,
+                }
+            )
+            progress.advance(task)
+    return {"out": str(cfg.out), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    result = run(cfg)
+    print(f"{result['evaluated']} subnets evaluated, {result['total']} in {result['out']}")
+
+
+if __name__ == "__main__":
+    main()

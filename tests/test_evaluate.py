@@ -1,0 +1,151 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from scripts.evaluate import run
+from scripts.train import run as train
+from supernet.data import NASDataModule
+from supernet.evaluator import SubnetEvaluator, choose_archs
+from supernet.model import SuperNet
+from supernet.space import NB201Space
+from tests.conftest import ROOT, make_cfg
+
+TINY = NB201Space(C=4, N=1)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("train")
+    return train(make_cfg("train", out, ["trainer.max_epochs=2"]))["ckpt_path"]
+
+
+def rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+def test_choose_archs_is_seeded_and_distinct():
+    space = NB201Space()
+    a = choose_archs(space, "uniform", 100, seed=1)
+    assert (
+        a == choose_archs(space, "uniform", 100, seed=1) != choose_archs(space, "uniform", 100, 2)
+    )
+    assert len(set(a)) == 100
+    unique = choose_archs(space, "unique", 0, seed=0)
+    assert len(unique) == 6466 and len({space.iso_key(x) for x in unique}) == 6466
+    assert len(choose_archs(space, "all", 0, 0)) == 15625
+    with pytest.raises(ValueError, match="archs='best'"):
+        choose_archs(space, "best", 10, 0)
+
+
+@pytest.mark.parametrize("bn", ["recalibrate", "batch", "inherit"])
+def test_bn_modes_leave_the_supernet_unchanged(bn):
+    torch.manual_seed(0)
+    net = SuperNet(TINY, 10, in_channels=1, affine=True, track_running_stats=True).eval()
+    dm = NASDataModule("digits", limit_train=200, batch_size=50)
+    dm.setup()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    ev = SubnetEvaluator(net, dm.loader("heldout"), bn, dm.loader("train", train=True), 2)
+    r = ev.evaluate((3, 3, 3, 1, 3, 2))
+    assert 0 <= r.acc <= 100 and r.images == 100 and r.loss > 0
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert ev.evaluate((3, 3, 3, 1, 3, 2)) == r  # deterministic
+
+
+def test_bn_modes_differ_and_inherit_needs_running_stats():
+    net = SuperNet(TINY, 10, in_channels=1)  # no running statistics
+    dm = NASDataModule("digits", limit_train=200, batch_size=50)
+    dm.setup()
+    with pytest.raises(ValueError, match="track_running_stats"):
+        SubnetEvaluator(net, dm.loader("heldout"), "inherit")
+    with pytest.raises(ValueError, match="expected one of"):
+        SubnetEvaluator(net, dm.loader("heldout"), "running")
+    recal = SubnetEvaluator(net, dm.loader("heldout"), "recalibrate", dm.loader("train", True), 2)
+    batch = SubnetEvaluator(net, dm.loader("heldout", limit=10), "batch")
+    arch = (3, 3, 3, 1, 3, 2)
+    assert recal.evaluate(arch).loss != batch.evaluate(arch).loss
+    assert net.stem[1].running_mean is None  # the recalibration buffers were temporary
+
+
+def test_evaluate_writes_rows_and_resumes(tmp_path, ckpt):
+    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=6"])
+    first = run(cfg)
+    assert first["evaluated"] == 6
+    table = rows(tmp_path / "subnets.csv")
+    assert len(table) == 6 and len({r["arch"] for r in table}) == 6
+    assert all(0 <= float(r["acc"]) <= 100 for r in table)
+    # a truncated last line (killed mid-write) is dropped and redone, nothing else is repeated
+    text = (tmp_path / "subnets.csv").read_text()
+    (tmp_path / "subnets.csv").write_text(text[:-10])
+    again = run(cfg)
+    assert again["evaluated"] == 1 and again["total"] == 6
+    assert rows(tmp_path / "subnets.csv") == table
+    # more archs: only the new ones are measured
+    more = run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=8"]))
+    assert more["total"] == 8 and rows(tmp_path / "subnets.csv")[:6] == table
+
+
+def test_evaluate_refuses_to_mix_settings(tmp_path, ckpt):
+    run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=2"]))
+    before = (tmp_path / "subnets.csv").read_text()
+    with pytest.raises(ValueError, match="bn='batch'"):
+        run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=3", "bn=batch"]))
+    with pytest.raises(ValueError, match="C: checkpoint has 4, config has 8"):
+        run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "space.C=8"]))
+    assert (tmp_path / "subnets.csv").read_text() == before
+
+
+def test_evaluate_proxy_ranked_archs(tmp_path, ckpt):
+    space = NB201Space()
+    archs = [space.to_str(a) for a in choose_archs(space, "uniform", 5, 0)]
+    (tmp_path / "zs.csv").write_text(
+        "arch,wrcor\n" + "".join(f"{a},{i}\n" for i, a in enumerate(archs))
+    )
+    out = tmp_path / "out"
+    run(
+        make_cfg(
+            "evaluate",
+            out,
+            [f"ckpt_path={ckpt}", f"archs={tmp_path / 'zs.csv'}", "rank_by=wrcor", "num_archs=2"],
+        )
+    )
+    assert [r["arch"] for r in rows(out / "subnets.csv")] == archs[::-1][:2]
+    (tmp_path / "bad.csv").write_text("arch,wrcor\n|nope~0|,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*'\|nope~0\|'"):
+        run(make_cfg("evaluate", out, [f"ckpt_path={ckpt}", f"archs={tmp_path / 'bad.csv'}"]))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path, ckpt):
+    out = tmp_path / "subnets.csv"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "evaluate.py"),
+        "debug=tiny",
+        f"ckpt_path={ckpt}",
+        "num_archs=400",
+        f"out={out}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = rows(out)
+    assert 3 <= len(killed) < 400
+    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=400", f"out={out}"])
+    result = run(cfg)
+    final = rows(out)
+    assert len(final) == 400 == len({r["arch"] for r in final})
+    assert final[: len(killed)] == killed and result["evaluated"] == 400 - len(killed)
