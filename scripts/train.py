@@ -16,8 +16,11 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from supernet.utils import write_run_info  # noqa: E402
 
 
-def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
-    """Trains (or resumes) the supernet; returns the last checkpoint's path and the final metrics."""
+def run(
+    cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None, test: bool = False
+) -> dict[str, Any]:
+    """Trains (or resumes) the supernet; returns the last checkpoint's path and the final metrics
+    (and, with `test`, the reference archs' accuracy on the test split)."""
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist; expected a last.ckpt")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -31,10 +34,12 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
     write_run_info(out, "train", OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0] if test else {}
     ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
     return {
         "ckpt_path": ckpt,
         "metrics": metrics,
+        "test": {k: float(v) for k, v in tested.items()},
         "output_dir": str(out),
         "bad_steps": module.bad_steps,
     }

@@ -146,6 +146,7 @@ class DeviceLoader:
         flip: random horizontal flips.
         drop_last: drop the last incomplete batch.
         seed: base seed of the epoch generators.
+        rank, world_size: under DDP each rank takes every world_size-th image of the epoch's order.
     """
 
     def __init__(
@@ -160,6 +161,8 @@ class DeviceLoader:
         flip: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(x) == 0:
             raise ValueError("DeviceLoader got an empty split")
@@ -168,12 +171,13 @@ class DeviceLoader:
         self.std = std.to(x.device, torch.float32).view(1, -1, 1, 1)
         self.batch_size, self.shuffle, self.pad, self.flip = batch_size, shuffle, pad, flip
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = len(self.x) // self.world_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
@@ -182,7 +186,11 @@ class DeviceLoader:
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g) if self.pad else None
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
-        order = order.to(dev)
+        # every rank draws the same epoch, then keeps its share (equal sizes, so DDP stays in step)
+        share = slice(self.rank, n - n % self.world_size, self.world_size)
+        order = order[share].to(dev)
+        shifts = shifts[share] if shifts is not None else None
+        flips = flips[share] if flips is not None else None
         shifts = shifts.to(dev) if shifts is not None else None
         flips = flips.to(dev) if flips is not None else None
         for b in range(len(self)):
@@ -307,30 +315,44 @@ class NASDataModule(pl.LightningDataModule):
         self.mean = xf.mean(dim=(0, 2, 3))
         self.std = xf.std(dim=(0, 2, 3)).clamp_min(1.0)
 
-    def loader(self, split: str, train: bool = False, limit: int = 0) -> DeviceLoader:
-        """A loader over `train`, `heldout` or `test`; `train=True` shuffles and augments."""
+    def loader(
+        self, split: str, train: bool = False, limit: int = 0, distributed: bool = False
+    ) -> DeviceLoader:
+        """A loader over `train`, `heldout` or `test`; `train=True` shuffles and augments;
+        `distributed` shards it over the trainer's ranks."""
         if not hasattr(self, "splits"):
             self.setup()
         x, y = self.splits[split]
         if limit:
             x, y = x[:limit], y[:limit]
-        if train:
+        trainer = getattr(self, "trainer", None)
+        rank, world = (
+            (trainer.global_rank, trainer.world_size) if distributed and trainer else (0, 1)
+        )
+        if not train:
             return DeviceLoader(
-                x,
-                y,
-                self.mean,
-                self.std,
-                self.batch_size,
-                shuffle=True,
-                pad=self.pad,
-                flip=self.flip,
-                drop_last=len(x) > self.batch_size,
-                seed=self.seed,
+                x, y, self.mean, self.std, self.eval_batch_size, rank=rank, world_size=world
             )
-        return DeviceLoader(x, y, self.mean, self.std, self.eval_batch_size)
+        return DeviceLoader(
+            x,
+            y,
+            self.mean,
+            self.std,
+            self.batch_size,
+            shuffle=True,
+            pad=self.pad,
+            flip=self.flip,
+            drop_last=len(x) // world > self.batch_size,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+        )
 
     def train_dataloader(self) -> DeviceLoader:
-        return self.loader("train", train=True)
+        return self.loader("train", train=True, distributed=True)
 
     def val_dataloader(self) -> DeviceLoader:
-        return self.loader("heldout", limit=self.val_images)
+        return self.loader("heldout", limit=self.val_images, distributed=True)
+
+    def test_dataloader(self) -> DeviceLoader:
+        return self.loader("test", distributed=True)

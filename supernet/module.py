@@ -103,6 +103,8 @@ class SupernetModule(pl.LightningModule):
         grad_clip: max global gradient norm (0: no clipping).
         reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`.
         max_bad_steps: non-finite steps tolerated before stopping with an error.
+        arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
+            one). Either way every rank's sampler draws the same numbers, so resume stays exact.
     """
 
     def __init__(
@@ -114,12 +116,14 @@ class SupernetModule(pl.LightningModule):
         grad_clip: float = 5.0,
         reference_archs: Sequence[str] = DEFAULT_REFERENCE_ARCHS,
         max_bad_steps: int = 10,
+        arch_per_rank: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.net, self.sampler = net, sampler
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
+        self.arch_per_rank = arch_per_rank
         self.reference_archs: list[Arch] = [net.space.parse(s) for s in reference_archs]
         self.meta = net_meta(net)
         self.bad_steps = 0
@@ -142,7 +146,7 @@ class SupernetModule(pl.LightningModule):
         x, y = batch
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
-        archs = self.sampler.sample_step()
+        archs = self._step_archs()
         total = torch.zeros((), device=x.device)
         for arch in archs:
             loss = F.cross_entropy(self.net(x, arch), y)
@@ -165,7 +169,13 @@ class SupernetModule(pl.LightningModule):
                 opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
             )
         opt.step()
-        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+
+    def _step_archs(self) -> list[Arch]:
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if not self.arch_per_rank or world == 1:
+            return self.sampler.sample_step()
+        return [self.sampler.sample_step() for _ in range(world)][self.trainer.global_rank]
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Step at the epoch's last batch, before validation saves the checkpoint, so that a resumed
@@ -175,14 +185,27 @@ class SupernetModule(pl.LightningModule):
             sched.step()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._log_accuracy(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._log_accuracy(batch, "test")
+
+    def _log_accuracy(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         accs = []
         for i, arch in enumerate(self.reference_archs):
             acc = (self.net(x, arch).argmax(1) == y).float().mean() * 100
-            self.log(f"val/acc/{i}", acc, on_epoch=True)
+            self.log(f"{stage}/acc/{i}", acc, on_epoch=True, batch_size=len(y), sync_dist=True)
             accs.append(acc)
         if accs:
-            self.log("val/acc", torch.stack(accs).mean(), prog_bar=True, on_epoch=True)
+            self.log(
+                f"{stage}/acc",
+                torch.stack(accs).mean(),
+                prog_bar=True,
+                on_epoch=True,
+                batch_size=len(y),
+                sync_dist=True,
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nas"] = {

@@ -74,3 +74,18 @@ class FairSampler(Sampler):
 
     def sample(self) -> Arch:
         return self.sample_step()[0]
+
+
+class FixedSampler(Sampler):
+    """Always the same arch: trains one subnet standalone (retraining a chosen architecture).
+
+    Args:
+        arch: the arch string.
+    """
+
+    def __init__(self, space: SearchSpace, arch: str, seed: int = 0) -> None:
+        super().__init__(space, seed)
+        self.arch = space.parse(arch)
+
+    def sample(self) -> Arch:
+        return self.arch
