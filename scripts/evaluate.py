@@ -66,6 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.bn,
         data.loader("train", train=True),
         cfg.calib_batches,
+        cfg.bf16,
     )
     out = ResultsCSV(
         cfg.out, COLUMNS, fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_hash(cfg.ckpt_path)}

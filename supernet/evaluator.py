@@ -63,6 +63,7 @@ class SubnetEvaluator:
         bn: `recalibrate`, `batch` or `inherit` (see the module docstring).
         calib: training batches for `recalibrate`.
         calib_batches: how many of them to use.
+        bf16: run the convolutions under bf16 autocast (CUDA); BN statistics and the loss stay fp32.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class SubnetEvaluator:
         bn: str = "recalibrate",
         calib: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
         calib_batches: int = 4,
+        bf16: bool = False,
     ) -> None:
         if bn not in BN_MODES:
             raise ValueError(f"evaluator bn={bn!r}; expected one of {BN_MODES}")
@@ -84,10 +86,13 @@ class SubnetEvaluator:
             )
         self.net, self.heldout, self.bn = net, heldout, bn
         self.calib, self.calib_batches = calib, calib_batches
+        self.bf16 = bf16
 
     @torch.no_grad()
     def evaluate(self, arch: Arch) -> SubnetResult:
-        with _bn_state(self.net) as bns:
+        device = next(self.net.parameters()).device
+        autocast = torch.autocast(device.type, torch.bfloat16, enabled=self.bf16)
+        with _bn_state(self.net) as bns, autocast:
             self.net.eval()
             if self.bn == "batch":
                 for m in bns:  # batch statistics, running buffers neither read nor written

@@ -103,6 +103,7 @@ class SupernetModule(pl.LightningModule):
         grad_clip: max global gradient norm (0: no clipping).
         reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`.
         max_bad_steps: non-finite steps tolerated before stopping with an error.
+        channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs).
         arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
             one). Either way every rank's sampler draws the same numbers, so resume stays exact.
     """
@@ -117,13 +118,14 @@ class SupernetModule(pl.LightningModule):
         reference_archs: Sequence[str] = DEFAULT_REFERENCE_ARCHS,
         max_bad_steps: int = 10,
         arch_per_rank: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.net, self.sampler = net, sampler
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
-        self.arch_per_rank = arch_per_rank
+        self.arch_per_rank, self.channels_last = arch_per_rank, channels_last
         self.reference_archs: list[Arch] = [net.space.parse(s) for s in reference_archs]
         self.meta = net_meta(net)
         self.bad_steps = 0
@@ -136,6 +138,16 @@ class SupernetModule(pl.LightningModule):
         if self.scheduler_fn is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_fn(optimizer=opt)}}
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.channels_last:
+            x, y = batch
+            return x.contiguous(memory_format=torch.channels_last), y
+        return batch
 
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader
