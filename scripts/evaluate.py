@@ -5,7 +5,6 @@ Rows go to `subnets.csv` one by one as they are measured; a rerun skips the arch
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
-import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from rich.progress import Progress  # noqa: E402
@@ -21,23 +19,9 @@ from rich.progress import Progress  # noqa: E402
 from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
 from supernet.module import load_supernet  # noqa: E402
 from supernet.results import ResultsCSV, read_archs_csv  # noqa: E402
-from supernet.utils import write_run_info  # noqa: E402
+from supernet.utils import file_sha256, resolve_device, write_run_info  # noqa: E402
 
 COLUMNS = ["arch", "acc", "loss", "images", "seed", "bn", "ckpt"]
-
-
-def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -69,7 +53,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.bf16,
     )
     out = ResultsCSV(
-        cfg.out, COLUMNS, fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_hash(cfg.ckpt_path)}
+        cfg.out,
+        COLUMNS,
+        fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_sha256(cfg.ckpt_path)[:12]},
     )
     write_run_info(
         Path(cfg.out).parent,

@@ -14,10 +14,14 @@ SHARED = ROOT.parent / "shared"
 NB201_CSV = SHARED / "data" / "nb201_cifar10.csv"
 
 
-def make_cfg(config_name: str, out: Path, overrides: list[str] | None = None) -> DictConfig:
-    """Composes `conf/<config_name>.yaml` with the tiny preset, writing under `out`."""
+def make_cfg(
+    config_name: str, out: Path, overrides: list[str] | None = None, tiny: bool = True
+) -> DictConfig:
+    """Composes `conf/<config_name>.yaml` (with the tiny preset unless `tiny=False`), writing under
+    `out`."""
+    preset = ["debug=tiny"] if tiny else []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=["debug=tiny", *(overrides or [])])
+        cfg = compose(config_name=config_name, overrides=[*preset, *(overrides or [])])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
         cfg.paths.root_dir = str(ROOT)

@@ -1,0 +1,208 @@
+"""Reading and validating the stage files (samples, features, tables) and writing them atomically.
+
+Samples: any CSV with columns `arch` and `acc` (others ignored). `acc` is accuracy in percent, a
+finite number in [0, 100]; a file whose accuracies all lie in [0, 1], some strictly between, is
+refused as fractions. An arch
+listed more than once (re-evaluated with another seed, say) is averaged: one row per arch goes to the
+fit, with the count kept. Every refusal is a `DataError` naming the file, the line and the value.
+
+Writers go to a temporary file in the target's folder and `os.replace` it, so a reader never sees
+half a file and a failed run overwrites nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from supernet.space import Arch, SearchSpace
+from supernet.utils import atomic_write, file_sha256, git_hash  # noqa: F401  (re-exported)
+
+
+class DataError(ValueError):
+    """A stage file that cannot be used; the message names file, line and value."""
+
+
+def _open_rows(
+    path: str | Path, required: Sequence[str]
+) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Header and `(line number, row)` pairs of a CSV, checking that `required` columns exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: missing column(s) {missing}; header is {header}")
+        reader.fieldnames = header
+        rows = []
+        for row in reader:
+            rows.append((reader.line_num, row))
+    if not rows:
+        raise DataError(f"{path}: no data rows (expected columns {list(required)})")
+    return header, rows
+
+
+def _parse_arch(path: Path, line: int, value: str | None, space: SearchSpace) -> Arch:
+    try:
+        return space.parse(value)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise DataError(f"{path}:{line}: bad arch {value!r}: {err}") from None
+
+
+def _parse_float(path: Path, line: int, column: str, value: str | None) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"{path}:{line}: {column}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise DataError(f"{path}:{line}: {column}={value!r} is not finite")
+    return x
+
+
+def read_samples(
+    path: str | Path, space: SearchSpace, arch_column: str = "arch", acc_column: str = "acc"
+) -> tuple[list[Arch], np.ndarray, np.ndarray]:
+    """Measured accuracies, one entry per distinct arch (duplicates averaged), in file order.
+
+    Returns:
+        archs, acc `(n,)` percent, counts `(n,)` rows averaged into each entry.
+    """
+    path = Path(path)
+    _, rows = _open_rows(path, [arch_column, acc_column])
+    sums: dict[Arch, list[float]] = {}
+    for line, row in rows:
+        arch = _parse_arch(path, line, row[arch_column], space)
+        acc = _parse_float(path, line, acc_column, row[acc_column])
+        if not 0.0 <= acc <= 100.0:
+            raise DataError(
+                f"{path}:{line}: {acc_column}={row[acc_column]!r} outside [0, 100] "
+                "(accuracy in percent)"
+            )
+        sums.setdefault(arch, []).append(acc)
+    accs = np.array([np.mean(v) for v in sums.values()])
+    if accs.max() <= 1.0 and ((accs > 0) & (accs < 1)).any():  # all 0 (or 1) stays ambiguous
+        raise DataError(
+            f"{path}:{rows[0][0]}: {acc_column}={rows[0][1][acc_column]!r}: every "
+            "accuracy is in [0, 1]; expected percent in [0, 100] (multiply by 100)"
+        )
+    counts = np.array([len(v) for v in sums.values()])
+    return list(sums), accs, counts
+
+
+def read_features(
+    path: str | Path, space: SearchSpace, columns: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Per-arch numeric features (zero-shot scores, say) for every arch of the space.
+
+    Args:
+        columns: which columns to use; default every column but `arch` whose first value is
+            numeric and that is not constant.
+
+    Returns:
+        names, values `(space.size, F)` in canonical index order (duplicate archs averaged).
+
+    Shapes:
+        values `(space.size, len(names))`.
+    """
+    path = Path(path)
+    header, rows = _open_rows(path, ["arch", *(columns or [])])
+    auto = columns is None
+    if columns is None:
+        columns = []
+        for c in header:
+            if c == "arch":
+                continue
+            try:
+                float(rows[0][1][c])
+                columns.append(c)
+            except (TypeError, ValueError):
+                pass
+    if not columns:
+        raise DataError(f"{path}:2: no numeric feature columns besides `arch`; header is {header}")
+    sums = np.zeros((space.size, len(columns)))
+    counts = np.zeros(space.size)
+    for line, row in rows:
+        i = space.index(_parse_arch(path, line, row["arch"], space))
+        sums[i] += [_parse_float(path, line, c, row[c]) for c in columns]
+        counts[i] += 1
+    if (counts == 0).any():
+        first = space.to_str(space.from_index(int(np.argmax(counts == 0))))
+        raise DataError(
+            f"{path}: features cover {int((counts > 0).sum())} of {space.size} archs; "
+            f"every arch needs a row (first missing: {first})"
+        )
+    values = sums / counts[:, None]
+    if auto:  # a constant column (zeroshot.py's `seed`, say) tells the archs nothing
+        keep = values.std(0) > 0
+        columns, values = [c for c, k in zip(columns, keep) if k], values[:, keep]
+        if not columns:
+            raise DataError(f"{path}: every numeric column is constant; nothing to use")
+    return list(columns), values
+
+
+def read_table(
+    path: str | Path, score_column: str = "score", numeric: Sequence[str] = ()
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """A lookup table: `arch` strings and numeric columns (`score_column` plus those of `numeric`
+    that the file has).
+
+    Returns:
+        header, columns: `arch` as an object array, the others float arrays.
+    """
+    path = Path(path)
+    header, rows = _open_rows(path, ["arch", score_column])
+    cols: dict[str, Any] = {"arch": np.array([r["arch"] for _, r in rows], dtype=object)}
+    for c in dict.fromkeys([score_column, *[n for n in numeric if n in header]]):
+        cols[c] = np.array([_parse_float(path, line, c, r[c]) for line, r in rows])
+    return header, cols
+
+
+def atomic_write_csv(
+    path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> Path:
+    """Writes a CSV via a temporary file and `os.replace`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Writes text via a temporary file and `os.replace`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save` via a temporary file and `os.replace`."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_savefig(fig: Any, path: str | Path) -> Path:
+    """`matplotlib` figure to PNG via a temporary file and `os.replace`."""
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    )

@@ -1,0 +1,179 @@
+"""The whole-space lookup table: per-arch features, batched prediction, the sorted CSV, checkpoints.
+
+Per-arch features (`u`) are computed for every arch of the space at once, so the same values serve
+the fit (rows of the sampled archs) and the table. Each column is rank-transformed over the whole
+space and standardised: zero-shot scores are heavy-tailed (and FLOPs span 30x), ranks keep one huge
+value from flattening the rest. No accuracy is used, so computing them over the space is fair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from predictor.io import atomic_save, atomic_write_csv
+from predictor.module import GCNPredictor, RidgePredictor, predictor_from_state
+from supernet.space import Arch, SearchSpace
+
+TABLE_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M", "acc", "count")
+
+
+def all_ops(space: SearchSpace) -> torch.Tensor:
+    """Every arch as op indices, in canonical index order.
+
+    Shapes:
+        `(space.size, num_decisions)` long.
+    """
+    return torch.tensor(list(space.all_archs()), dtype=torch.long)
+
+
+def cost_columns(
+    space: SearchSpace, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
+) -> np.ndarray:
+    """FLOPs and params (millions) of every arch, in canonical index order.
+
+    Shapes:
+        `(space.size, 2)`: columns flops_M, params_M.
+    """
+    costs = [space.cost(a, input_shape, num_classes) for a in space.all_archs()]
+    return np.array([[c.flops_M, c.params_M] for c in costs])
+
+
+def rank_standardise(values: np.ndarray) -> np.ndarray:
+    """Per column: average ranks, then zero mean and unit std (a constant column becomes 0).
+
+    Shapes:
+        `(n, F)` -> `(n, F)`.
+    """
+    from scipy.stats import rankdata
+
+    ranks = rankdata(values, axis=0)
+    std = ranks.std(0)
+    return (ranks - ranks.mean(0)) / np.where(std > 0, std, 1.0)
+
+
+def space_features(
+    costs: np.ndarray | None, extra: tuple[list[str], np.ndarray] | None = None
+) -> tuple[list[str], torch.Tensor | None]:
+    """The `u` matrix for every arch: cost columns (when given) then extra columns, standardised.
+
+    Returns:
+        names, u `(space.size, F)` float, or `([], None)` when there are no features.
+    """
+    names, cols = [], []
+    if costs is not None:
+        names += ["flops_M", "params_M"]
+        cols.append(costs)
+    if extra is not None:
+        names += list(extra[0])
+        cols.append(extra[1])
+    if not cols:
+        return [], None
+    return names, torch.tensor(rank_standardise(np.concatenate(cols, axis=1)), dtype=torch.float)
+
+
+def predict_all(
+    predictor: GCNPredictor | RidgePredictor,
+    space: SearchSpace,
+    u: torch.Tensor | None = None,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Scores of every arch, in canonical index order, predicted `batch_size` archs at a time.
+
+    Shapes:
+        u `(space.size, F)` -> `(space.size,)`.
+    """
+    return predictor.predict(all_ops(space), u, batch_size=batch_size).numpy().astype(np.float64)
+
+
+def table_rows(
+    space: SearchSpace,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    measured: dict[Arch, tuple[float, int]] | None = None,
+) -> list[list[Any]]:
+    """One row per arch (`TABLE_COLUMNS`), best score first; ties keep canonical index order.
+
+    Args:
+        measured: arch -> (mean measured acc, count) for the sampled archs (blank elsewhere).
+    """
+    if len(scores) != space.size or len(costs) != space.size:
+        raise ValueError(f"need {space.size} scores and costs; got {len(scores)}, {len(costs)}")
+    measured = measured or {}
+    order = np.argsort(-scores, kind="stable")
+    rows = []
+    for rank, i in enumerate(order, 1):
+        arch = space.from_index(int(i))
+        acc, count = measured.get(arch, ("", 0))
+        rows.append(
+            [
+                rank,
+                space.to_str(arch),
+                f"{scores[i]:.6g}",
+                f"{costs[i, 0]:.6g}",
+                f"{costs[i, 1]:.6g}",
+                acc if acc == "" else f"{acc:.6g}",
+                count,
+            ]
+        )
+    return rows
+
+
+def write_table(path: str | Path, rows: list[list[Any]]) -> Path:
+    """Writes the lookup table CSV atomically."""
+    return atomic_write_csv(path, TABLE_COLUMNS, rows)
+
+
+def config_hash(samples_sha256: str, config: dict) -> str:
+    """Identifies one fit: the training data's hash and the resolved config."""
+    blob = samples_sha256 + json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(
+    path: str | Path,
+    predictor: GCNPredictor | RidgePredictor,
+    space: SearchSpace,
+    config: dict,
+    feature_names: list[str],
+    u: torch.Tensor | None,
+    samples_sha256: str,
+    git: str,
+) -> Path:
+    """Saves the fitted predictor with everything needed to predict again (atomic write).
+
+    The checkpoint holds the predictor's state, the resolved config, the space's name and size
+    arguments, the feature names and the standardised `u` of every arch, the samples' sha256, the
+    git commit, and `hash` (data + config).
+    """
+    space_args = {k: getattr(space, k) for k in ("C", "N") if hasattr(space, k)}
+    return atomic_save(
+        {
+            "predictor": predictor.state_dict(),
+            "config": config,
+            "space": space.name,
+            "space_args": space_args,
+            "feature_names": feature_names,
+            "u": u,
+            "samples_sha256": samples_sha256,
+            "git": git,
+            "hash": config_hash(samples_sha256, config),
+        },
+        path,
+    )
+
+
+def load_checkpoint(
+    path: str | Path, space: SearchSpace
+) -> tuple[GCNPredictor | RidgePredictor, dict]:
+    """A fitted predictor and the checkpoint dict; refuses a checkpoint of another space."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt["space"] != space.name:
+        raise ValueError(f"{path}: checkpoint is for space {ckpt['space']!r}, not {space.name!r}")
+    return predictor_from_state(space, ckpt["predictor"]), ckpt

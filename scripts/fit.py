@@ -1,0 +1,147 @@
+"""Fit the predictor to measured subnet accuracies; write the checkpoint, the whole-space lookup
+table (best first), a fit plot and metrics.
+
+    python scripts/fit.py samples=subnets.csv [table=table.csv] [features=zeroshot.csv]
+        [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402
+
+from predictor.io import (  # noqa: E402
+    DataError,
+    atomic_savefig,
+    atomic_write_json,
+    file_sha256,
+    git_hash,
+    read_features,
+    read_samples,
+)
+from predictor.table import (  # noqa: E402
+    config_hash,
+    cost_columns,
+    predict_all,
+    save_checkpoint,
+    space_features,
+    table_rows,
+    write_table,
+)
+
+
+def plot_fit(path: str | Path, acc: np.ndarray, pred: np.ndarray, title: str) -> Path:
+    """Predicted score against measured accuracy for the training samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(acc, pred, s=8, alpha=0.6)
+    lo, hi = float(min(acc.min(), pred.min())), float(max(acc.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("measured acc (%)")
+    ax.set_ylabel("predicted score")
+    ax.set_title(title, fontsize=9)
+    try:
+        return atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Reads samples (and features), fits, predicts every arch, writes the outputs.
+
+    Returns:
+        metrics (`fit/*`), output paths, the predictor, and the table's first rows.
+    """
+    start = time.perf_counter()
+    space = hydra.utils.instantiate(cfg.space)
+    # everything is read and validated before anything is written
+    archs, acc, counts = read_samples(cfg.samples, space)
+    if len(archs) < 2:
+        raise DataError(f"{cfg.samples}: {len(archs)} distinct arch(s); fitting needs at least 2")
+    costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))
+    extra = None
+    if cfg.features:
+        cols = list(cfg.feature_columns) if cfg.feature_columns else None
+        extra = read_features(cfg.features, space, cols)
+    names, u_all = space_features(costs if cfg.use_cost_features else None, extra)
+    idx = torch.tensor([space.index(a) for a in archs])
+    ops = torch.tensor(archs, dtype=torch.long)
+    u = None if u_all is None else u_all[idx]
+
+    predictor = hydra.utils.instantiate(cfg.predictor, space=space)
+    metrics = {"fit/samples": len(archs), "fit/rows": int(counts.sum()), "fit/features": names}
+    t0 = time.perf_counter()
+    metrics.update(predictor.fit(ops, torch.tensor(acc, dtype=torch.float), u))
+    metrics["fit/fit_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = predict_all(predictor, space, u_all, int(cfg.predict_batch_size))
+    metrics["fit/predict_s"] = time.perf_counter() - t0
+    train_pred = scores[idx.numpy()]
+    metrics["fit/train_tau"] = float(kendalltau(train_pred, acc)[0])
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    sha, git = file_sha256(cfg.samples), git_hash()
+    measured = {a: (float(m), int(c)) for a, m, c in zip(archs, acc, counts)}
+    save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
+    rows = table_rows(space, scores, costs, measured)
+    write_table(cfg.table, rows)
+    plot_fit(
+        cfg.plot,
+        acc,
+        train_pred,
+        f"{len(archs)} samples, Kendall tau {metrics['fit/train_tau']:.3f} (training data)",
+    )
+    metrics["fit/total_s"] = time.perf_counter() - start
+    atomic_write_json(
+        cfg.metrics,
+        {
+            "metrics": metrics,
+            "config": config,
+            "git": git,
+            "samples_sha256": sha,
+            "hash": config_hash(sha, config),
+        },
+    )
+    return {
+        "metrics": metrics,
+        "table": str(cfg.table),
+        "checkpoint": str(cfg.checkpoint),
+        "plot": str(cfg.plot),
+        "predictor": predictor,
+        "top": rows[:10],
+    }
+
+
+@hydra.main(config_path="../conf", config_name="fit", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        out = run(cfg)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    m = out["metrics"]
+    print(
+        f"fitted {m['fit/samples']} archs in {m['fit/fit_s']:.1f} s "
+        f"(train tau {m['fit/train_tau']:.3f}); table -> {out['table']}"
+    )
+    for row in out["top"][:5]:
+        print("  ", *row[:4])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Best archs of a lookup table under budgets: a rich table, the Pareto front (score vs FLOPs) as a
+PNG, and the best arch exported as JSON and YAML.
+
+    python scripts/query.py table=table.csv top_k=10 max_flops_M=50 max_params_M=0.5
+    python scripts/query.py table=zeroshot.csv score_column=wrcor
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from predictor.io import (  # noqa: E402
+    DataError,
+    atomic_savefig,
+    atomic_write_json,
+    atomic_write_text,
+    git_hash,
+    read_table,
+)
+
+BUDGETS = {"max_flops_M": "flops_M", "max_params_M": "params_M", "max_latency_ms": "latency_ms"}
+
+
+class BudgetError(ValueError):
+    """No arch of the table meets the budgets; the message says which and what is available."""
+
+
+def pareto_front(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of the archs no other arch beats on both (higher score, lower cost), by cost.
+
+    Shapes:
+        score `(n,)`, cost `(n,)` -> `(k,)`.
+    """
+    order = np.lexsort((-score, cost))  # by cost, then best score first
+    front, best = [], -np.inf
+    for i in order:
+        if score[i] > best:
+            front.append(i)
+            best = score[i]
+    return np.array(front, dtype=np.int64)
+
+
+def plot_pareto(
+    path: str | Path,
+    score: np.ndarray,
+    flops: np.ndarray,
+    front: np.ndarray,
+    best: int,
+    score_column: str,
+    max_flops: float | None,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(flops, score, s=3, alpha=0.25, color="grey", label="all archs")
+    ax.plot(flops[front], score[front], "o-", ms=3, color="C0", label="Pareto front")
+    ax.scatter(flops[best], score[best], s=80, marker="*", color="C3", zorder=5, label="chosen")
+    if max_flops is not None:
+        ax.axvline(max_flops, color="C3", ls="--", lw=0.8, label="FLOPs budget")
+    ax.set_xlabel("FLOPs (M)")
+    ax.set_ylabel(score_column)
+    ax.legend(fontsize=8)
+    try:
+        return atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Filters the table by every budget and exports the best arch.
+
+    Returns:
+        `top` (rows meeting the budgets, best first, at most `top_k`), `best`, `front` and paths.
+
+    Raises:
+        BudgetError: when no arch meets the budgets.
+    """
+    space = hydra.utils.instantiate(cfg.space)
+    sc = str(cfg.score_column)
+    header, cols = read_table(cfg.table, sc, numeric=list(BUDGETS.values()))
+    n = len(cols["arch"])
+    archs = []
+    for i, s in enumerate(cols["arch"]):
+        try:
+            archs.append(space.parse(s))
+        except ValueError as err:
+            raise DataError(f"{cfg.table}:{i + 2}: bad arch {s!r}: {err}") from None
+    for col in ("flops_M", "params_M"):  # a table without costs (e.g. zero-shot): from the space
+        if col not in cols:
+            costs = [space.cost(a, tuple(cfg.input_shape), int(cfg.num_classes)) for a in archs]
+            cols[col] = np.array([getattr(c, col) for c in costs])
+    score = cols[sc] if cfg.higher_is_better else -cols[sc]
+
+    ok = np.ones(n, dtype=bool)
+    budgets = {}
+    for key, col in BUDGETS.items():
+        limit = cfg.get(key)
+        if limit is None:
+            continue
+        if col not in cols:
+            raise DataError(
+                f"{cfg.table}:1: {key}={limit} needs a {col!r} column; header is {header}"
+            )
+        budgets[key] = float(limit)
+        ok &= cols[col] <= float(limit)
+    if not ok.any():
+        lines = [
+            f"{k}={v:g}: smallest {BUDGETS[k]} in the table is {cols[BUDGETS[k]].min():g}"
+            + (" (nothing meets it)" if (cols[BUDGETS[k]] > v).all() else "")
+            for k, v in budgets.items()
+        ]
+        raise BudgetError(f"no arch in {cfg.table} meets every budget:\n  " + "\n  ".join(lines))
+
+    idx = np.flatnonzero(ok)
+    idx = idx[np.argsort(-score[idx], kind="stable")][: int(cfg.top_k)]
+    best = int(idx[0])
+
+    def row(i: int) -> dict:
+        r = {
+            "arch": str(cols["arch"][i]),
+            sc: float(cols[sc][i]),
+            "flops_M": float(cols["flops_M"][i]),
+            "params_M": float(cols["params_M"][i]),
+        }
+        if "latency_ms" in cols:
+            r["latency_ms"] = float(cols["latency_ms"][i])
+        return r
+
+    top = [row(int(i)) for i in idx]
+    front = pareto_front(score, cols["flops_M"])
+    plot_pareto(
+        cfg.pareto_plot, cols[sc], cols["flops_M"], front, best, sc, budgets.get("max_flops_M")
+    )
+    export = {
+        **top[0],
+        "ops": [space.ops[o] for o in archs[best]],
+        "op_indices": list(archs[best]),
+        "score_column": sc,
+        "budgets": budgets,
+        "table": str(cfg.table),
+        "git": git_hash(),
+    }
+    atomic_write_json(cfg.export_json, export)
+    atomic_write_text(cfg.export_yaml, yaml.safe_dump(export, sort_keys=False))
+    return {
+        "top": top,
+        "best": export,
+        "front": [str(cols["arch"][i]) for i in front],
+        "num_meeting": int(ok.sum()),
+        "pareto_plot": str(cfg.pareto_plot),
+        "export_json": str(cfg.export_json),
+        "export_yaml": str(cfg.export_yaml),
+    }
+
+
+def print_top(out: dict, score_column: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"best {len(out['top'])} of {out['num_meeting']} archs within budget")
+    keys = list(out["top"][0])
+    table.add_column("#", justify="right")
+    for k in keys:
+        table.add_column(k, justify="left" if k == "arch" else "right", overflow="fold")
+    for i, r in enumerate(out["top"], 1):
+        table.add_row(str(i), *[v if isinstance(v, str) else f"{v:.4g}" for v in r.values()])
+    Console().print(table)
+    print(
+        f"best arch -> {out['export_json']}, {out['export_yaml']}; Pareto front -> "
+        f"{out['pareto_plot']}"
+    )
+
+
+@hydra.main(config_path="../conf", config_name="query", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        out = run(cfg)
+    except (DataError, BudgetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print_top(out, str(cfg.score_column))
+
+
+if __name__ == "__main__":
+    main()

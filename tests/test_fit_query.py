@@ -1,0 +1,281 @@
+"""scripts/fit.py and scripts/query.py through their `run(cfg)`: table completeness, checkpoint,
+bad input (message names file/line/value; nothing written or overwritten), budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from omegaconf import DictConfig
+
+from predictor.io import DataError, read_samples
+from predictor.table import load_checkpoint
+from scripts import fit, query
+from supernet.space import NB201Space
+from tests.conftest import make_cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = NB201Space()
+TINY = [
+    "predictor.ensemble=1",
+    "predictor.epochs=2",
+    "predictor.hidden_channels=8",
+    "predictor.num_layers=2",
+]
+
+
+def compose_cfg(name: str, tmp_path: Path, overrides: list[str]) -> DictConfig:
+    return make_cfg(name, tmp_path / "out", overrides, tiny=False)
+
+
+def write_samples(path: Path, n: int = 60, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        f.write("arch,acc,note\n")
+        for i in rng.choice(SPACE.size, n, replace=False):
+            arch = SPACE.from_index(int(i))
+            f.write(f"{SPACE.to_str(arch)},{60 + 5 * arch.count(3) + rng.normal():.3f},x\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    tmp = tmp_path_factory.mktemp("fit")
+    samples = write_samples(tmp / "s.csv")
+    cfg = compose_cfg("fit", tmp, [f"samples={samples}", "use_cost_features=true", *TINY])
+    return fit.run(cfg), tmp
+
+
+def test_table_has_every_arch_once_sorted(fitted: tuple[dict, Path]) -> None:
+    out, _ = fitted
+    with open(out["table"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == SPACE.size
+    assert len({r["arch"] for r in rows}) == SPACE.size
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert [int(r["rank"]) for r in rows[:3]] == [1, 2, 3]
+    assert sum(int(r["count"]) for r in rows) == 60
+    for key in ("flops_M", "params_M"):
+        assert all(float(r[key]) > 0 for r in rows)
+    assert Path(out["plot"]).stat().st_size > 0
+    assert out["metrics"]["fit/features"] == ["flops_M", "params_M"]
+
+
+def test_checkpoint_reproduces_the_table(fitted: tuple[dict, Path]) -> None:
+    out, _ = fitted
+    pred, ckpt = load_checkpoint(out["checkpoint"], SPACE)
+    assert (
+        ckpt["space"] == "nb201" and len(ckpt["hash"]) == 16 and ckpt["u"].shape == (SPACE.size, 2)
+    )
+    with open(out["table"]) as f:
+        first = next(csv.DictReader(f))
+    i = SPACE.index(SPACE.parse(first["arch"]))
+    score = pred.predict(torch.tensor([SPACE.from_index(i)]), ckpt["u"][i : i + 1])
+    assert float(score) == pytest.approx(float(first["score"]), rel=1e-5)
+
+
+def test_digits_costs_use_the_input_shape(tmp_path: Path) -> None:
+    samples = write_samples(tmp_path / "s.csv", n=20)
+    cfg = compose_cfg(
+        "fit", tmp_path, [f"samples={samples}", "predictor=ridge", "input_shape=[1,8,8]"]
+    )
+    out = fit.run(cfg)
+    arch = SPACE.parse(out["top"][0][1])
+    assert float(out["top"][0][3]) == pytest.approx(SPACE.cost(arch, (1, 8, 8)).flops_M, rel=1e-5)
+
+
+def test_duplicates_are_averaged(tmp_path: Path) -> None:
+    a = SPACE.to_str((3,) * 6)
+    b = SPACE.to_str((1,) * 6)
+    path = tmp_path / "d.csv"
+    path.write_text(f"arch,acc\n{a},90\n{b},80\n{a},94\n")
+    archs, acc, counts = read_samples(path, SPACE)
+    assert archs == [(3,) * 6, (1,) * 6] and acc.tolist() == [92.0, 80.0]
+    assert counts.tolist() == [2, 1]
+
+
+GOOD = SPACE.to_str((3,) * 6)
+BAD_CASES = {
+    "missing column": ("arch,accuracy\n{g},90\n", ":1:", "accuracy"),
+    "malformed arch": ("arch,acc\n{g},90\n|conv~0|,91\n", ":3:", "|conv~0|"),
+    "unknown op": (
+        "arch,acc\n{g},90\n" + GOOD.replace("nor_conv_3x3~1", "sep_conv~1") + ",91\n",
+        ":3:",
+        "sep_conv",
+    ),
+    "nan acc": ("arch,acc\n{g},nan\n", ":2:", "nan"),
+    "inf acc": ("arch,acc\n{g},90\n{g},inf\n", ":3:", "inf"),
+    "not a number": ("arch,acc\n{g},ninety\n", ":2:", "ninety"),
+    "out of range": ("arch,acc\n{g},90\n{g},150\n", ":3:", "150"),
+    "negative": ("arch,acc\n{g},-1\n", ":2:", "-1"),
+    "fractions": ("arch,acc\n{g},0.9\n{g},0.8\n", ":2:", "0.9"),
+    "no rows": ("arch,acc\n", "no data rows", "s.csv"),
+    "one arch": ("arch,acc\n{g},90\n{g},91\n", "1 distinct arch", "s.csv"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_samples_name_file_line_value_and_write_nothing(case: str, tmp_path: Path) -> None:
+    text, where, value = BAD_CASES[case]
+    path = tmp_path / "s.csv"
+    path.write_text(text.replace("{g}", GOOD))
+    old = tmp_path / "old_table.csv"
+    old.write_text("sentinel\n")
+    cfg = compose_cfg("fit", tmp_path, [f"samples={path}", f"table={old}", *TINY])
+    with pytest.raises(DataError) as err:
+        fit.run(cfg)
+    msg = str(err.value)
+    assert str(path) in msg and where in msg and value in msg
+    assert old.read_text() == "sentinel\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_samples_file_and_incomplete_features(tmp_path: Path) -> None:
+    cfg = compose_cfg("fit", tmp_path, [f"samples={tmp_path / 'nope.csv'}", *TINY])
+    with pytest.raises(DataError, match="nope.csv: no such file"):
+        fit.run(cfg)
+    samples = write_samples(tmp_path / "s.csv", n=10)
+    feats = tmp_path / "f.csv"
+    feats.write_text(f"arch,wrcor\n{GOOD},1.5\n")
+    cfg = compose_cfg("fit", tmp_path, [f"samples={samples}", f"features={feats}", *TINY])
+    with pytest.raises(DataError, match=r"f.csv: features cover 1 of 15625"):
+        fit.run(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zero_shot_features_file(tmp_path: Path) -> None:
+    feats = tmp_path / "zs.csv"
+    with open(feats, "w") as f:
+        f.write("arch,wrcor,seed,data\n")  # as scripts/zeroshot.py writes it
+        for i, arch in enumerate(SPACE.all_archs()):
+            f.write(f"{SPACE.to_str(arch)},{np.sin(i)},0,digits\n")
+    samples = write_samples(tmp_path / "s.csv", n=30)
+    over = [f"samples={samples}", f"features={feats}", "use_cost_features=true", "predictor=ridge"]
+    out = fit.run(compose_cfg("fit", tmp_path, over))
+    assert out["metrics"]["fit/features"] == [
+        "flops_M",
+        "params_M",
+        "wrcor",
+    ]  # constant seed dropped
+    assert out["predictor"].u_channels == 3
+
+
+def test_fit_script_exits_nonzero_on_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(f"arch,acc\n{GOOD},101\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/fit.py",
+            f"samples={path}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"table={tmp_path / 't.csv'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert f"{path}:2" in proc.stderr and "101" in proc.stderr
+    assert not (tmp_path / "t.csv").exists()
+
+
+# ---- query -----------------------------------------------------------------------------------
+
+
+def write_table(path: Path, with_costs: bool = True, score: str = "score") -> Path:
+    rng = np.random.default_rng(0)
+    idx = rng.choice(SPACE.size, 500, replace=False)
+    with open(path, "w") as f:
+        f.write(f"arch,{score}" + (",flops_M,params_M,latency_ms\n" if with_costs else "\n"))
+        for i in idx:
+            arch = SPACE.from_index(int(i))
+            c = SPACE.cost(arch)
+            extra = f",{c.flops_M},{c.params_M},{c.flops_M / 10 + 1}" if with_costs else ""
+            f.write(f"{SPACE.to_str(arch)},{rng.normal(90, 3)}{extra}\n")
+    return path
+
+
+def test_query_meets_every_budget(tmp_path: Path) -> None:
+    table = write_table(tmp_path / "t.csv")
+    cfg = compose_cfg(
+        "query",
+        tmp_path,
+        [f"table={table}", "top_k=7", "max_flops_M=60", "max_params_M=0.5", "max_latency_ms=6"],
+    )
+    out = query.run(cfg)
+    assert 1 <= len(out["top"]) <= 7
+    for r in out["top"]:
+        assert r["flops_M"] <= 60 and r["params_M"] <= 0.5 and r["latency_ms"] <= 6
+    scores = [r["score"] for r in out["top"]]
+    assert scores == sorted(scores, reverse=True)
+    with open(table) as f:
+        allowed = [
+            float(r["score"])
+            for r in csv.DictReader(f)
+            if float(r["flops_M"]) <= 60
+            and float(r["params_M"]) <= 0.5
+            and float(r["latency_ms"]) <= 6
+        ]
+    assert scores[0] == max(allowed)
+    exported = json.loads(Path(out["export_json"]).read_text())
+    assert exported["arch"] == out["top"][0]["arch"]
+    assert SPACE.to_str(tuple(exported["op_indices"])) == exported["arch"]
+    assert yaml.safe_load(Path(out["export_yaml"]).read_text())["ops"] == exported["ops"]
+    assert Path(out["pareto_plot"]).stat().st_size > 0
+
+
+def test_query_budget_nothing_meets(tmp_path: Path) -> None:
+    table = write_table(tmp_path / "t.csv")
+    cfg = compose_cfg("query", tmp_path, [f"table={table}", "max_flops_M=1"])
+    with pytest.raises(
+        query.BudgetError, match=r"max_flops_M=1: smallest flops_M in the table is 7\.78"
+    ):
+        query.run(cfg)
+    assert not (tmp_path / "out").exists()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/query.py",
+            f"table={table}",
+            "max_params_M=0.01",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "max_params_M=0.01" in proc.stderr
+
+
+def test_query_zero_shot_table_without_costs(tmp_path: Path) -> None:
+    table = write_table(tmp_path / "z.csv", with_costs=False, score="wrcor")
+    cfg = compose_cfg(
+        "query", tmp_path, [f"table={table}", "score_column=wrcor", "max_flops_M=100"]
+    )
+    out = query.run(cfg)
+    arch = SPACE.parse(out["best"]["arch"])
+    # costs for the configured data (digits by default: 1x8x8 images)
+    assert out["best"]["flops_M"] == pytest.approx(SPACE.cost(arch, (1, 8, 8)).flops_M)
+    assert all(r["flops_M"] <= 100 for r in out["top"])
+    cfg = compose_cfg(
+        "query", tmp_path, [f"table={table}", "score_column=wrcor", "max_latency_ms=3"]
+    )
+    with pytest.raises(DataError, match="latency_ms"):
+        query.run(cfg)
+
+
+def test_pareto_front() -> None:
+    score = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
+    cost = np.array([1.0, 2.0, 2.0, 5.0, 0.5])
+    assert query.pareto_front(score, cost).tolist() == [4, 0, 1]
