@@ -18,14 +18,18 @@ from rich.progress import Progress  # noqa: E402
 
 from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
 from supernet.module import load_supernet  # noqa: E402
-from supernet.results import ResultsCSV, read_archs_csv  # noqa: E402
+from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
 from supernet.utils import file_sha256, resolve_device, write_run_info  # noqa: E402
 
 COLUMNS = ["arch", "acc", "loss", "images", "seed", "bn", "ckpt"]
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluates the chosen archs not yet in `cfg.out`; returns the output path and counts."""
+    """Evaluates the chosen archs not yet in `cfg.out` (this shard's share of them); with
+    `merge=true` merges the shard files into `cfg.out` instead. Returns the output path and counts."""
+    if cfg.merge:
+        total = merge_shards(cfg.out, cfg.num_shards)
+        return {"out": str(cfg.out), "evaluated": 0, "total": total, "archs": total}
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
     expected = {
@@ -42,6 +46,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         archs = archs[: cfg.num_archs] if cfg.num_archs > 0 else archs
     else:
         archs = choose_archs(space, cfg.archs, cfg.num_archs, cfg.seed)
+    archs = archs[
+        cfg.shard :: cfg.num_shards
+    ]  # every process draws the same list, keeps its share
+    out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device=str(device))
     data.setup()
     evaluator = SubnetEvaluator(
@@ -53,12 +61,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.bf16,
     )
     out = ResultsCSV(
-        cfg.out,
+        out_path,
         COLUMNS,
         fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_sha256(cfg.ckpt_path)[:12]},
     )
     write_run_info(
-        Path(cfg.out).parent,
+        out_path.parent,
         "evaluate",
         OmegaConf.to_container(cfg, resolve=True),
         checkpoint=record,
@@ -79,7 +87,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 }
             )
             progress.advance(task)
-    return {"out": str(cfg.out), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
+    return {"out": str(out_path), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")

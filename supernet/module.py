@@ -143,11 +143,11 @@ class SupernetModule(pl.LightningModule):
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
 
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.channels_last:
-            x, y = batch
-            return x.contiguous(memory_format=torch.channels_last), y
-        return batch
+    def _inputs(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
 
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader
@@ -155,7 +155,7 @@ class SupernetModule(pl.LightningModule):
             loader.set_epoch(self.current_epoch)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
+        x, y = self._inputs(batch)
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         archs = self._step_archs()
@@ -203,7 +203,7 @@ class SupernetModule(pl.LightningModule):
         self._log_accuracy(batch, "test")
 
     def _log_accuracy(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        x, y = batch
+        x, y = self._inputs(batch)
         accs = []
         for i, arch in enumerate(self.reference_archs):
             acc = (self.net(x, arch).argmax(1) == y).float().mean() * 100

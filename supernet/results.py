@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from supernet.utils import atomic_write_bytes
+
 
 class ResultsCSV:
     """A resumable CSV of results keyed by one column.
@@ -121,3 +123,50 @@ def read_archs_csv(
         entries.sort(key=lambda e: -e[1])
     seen: set[tuple[int, ...]] = set()
     return [a for a, _ in entries if not (a in seen or seen.add(a))]
+
+
+def shard_path(out: str | Path, shard: int, num_shards: int) -> Path:
+    """Where shard `shard` of `num_shards` writes its rows: beside `out`, named after it."""
+    out = Path(out)
+    if num_shards == 1:
+        return out
+    if not 0 <= shard < num_shards:
+        raise ValueError(
+            f"shard={shard} must lie in [0, {num_shards - 1}] for num_shards={num_shards}"
+        )
+    return out.with_name(f"{out.stem}.shard-{shard}-of-{num_shards}{out.suffix}")
+
+
+def merge_shards(out: str | Path, num_shards: int, key: str = "arch") -> int:
+    """Writes the union of the shard files of `out` to `out` (atomically) and returns its row count.
+
+    A key that two shards both hold must have identical rows (it is then kept once); differing rows,
+    headers or a missing shard are errors naming the files.
+    """
+    paths = [shard_path(out, k, num_shards) for k in range(num_shards)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot merge {out}: shard file(s) {missing} are missing")
+    header: list[str] | None = None
+    rows: dict[str, tuple[Path, dict[str, str]]] = {}
+    for path in paths:
+        data = path.read_bytes()
+        data = data[: data.rfind(b"\n") + 1]  # a cut-off last row is not a result
+        reader = csv.DictReader(io.StringIO(data.decode()))
+        if header is None:
+            header = list(reader.fieldnames or [])
+        elif reader.fieldnames != header:
+            raise ValueError(
+                f"{path}: header {reader.fieldnames} differs from {paths[0]}'s {header}"
+            )
+        for row in reader:
+            seen = rows.get(row[key])
+            if seen is not None and seen[1] != row:
+                raise ValueError(f"{key}={row[key]!r} differs between {seen[0]} and {path}")
+            rows.setdefault(row[key], (path, row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header or [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row for _, row in rows.values())
+    atomic_write_bytes(out, buf.getvalue().encode())
+    return len(rows)

@@ -149,3 +149,21 @@ def test_sigkill_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path, ckpt):
     final = rows(out)
     assert len(final) == 400 == len({r["arch"] for r in final})
     assert final[: len(killed)] == killed and result["evaluated"] == 400 - len(killed)
+
+
+def test_shards_split_the_archs_and_merge_without_duplicates(tmp_path, ckpt):
+    common = [f"ckpt_path={ckpt}", "num_archs=7", f"out={tmp_path / 'subnets.csv'}"]
+    whole = run(make_cfg("evaluate", tmp_path / "whole", [f"ckpt_path={ckpt}", "num_archs=7"]))
+    for k in (0, 1):
+        r = run(make_cfg("evaluate", tmp_path, [*common, f"shard={k}", "num_shards=2"]))
+        assert r["evaluated"] == (4 if k == 0 else 3)
+    # a shard re-run by mistake adds nothing; a merge keeps each arch once
+    run(make_cfg("evaluate", tmp_path, [*common, "shard=1", "num_shards=2"]))
+    merged = run(make_cfg("evaluate", tmp_path, [*common, "num_shards=2", "merge=true"]))
+    assert merged["total"] == 7
+    got = {r["arch"]: r for r in rows(tmp_path / "subnets.csv")}
+    want = {r["arch"]: r for r in rows(Path(whole["out"]))}
+    assert got == want  # same archs, same numbers as one process
+    (tmp_path / "subnets.shard-1-of-2.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="shard-1-of-2"):
+        run(make_cfg("evaluate", tmp_path, [*common, "num_shards=2", "merge=true"]))
