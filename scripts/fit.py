@@ -91,6 +91,13 @@ def run(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     scores = predict_all(predictor, space, u_all, int(cfg.predict_batch_size))
     metrics["fit/predict_s"] = time.perf_counter() - t0
+    bad = ~np.isfinite(scores)
+    if bad.any():  # a diverged fit: say so, and write no table
+        first = space.to_str(space.from_index(int(np.flatnonzero(bad)[0])))
+        raise FloatingPointError(
+            f"the fitted predictor gave {int(bad.sum())} non-finite scores (first: {first}); "
+            f"no table written. Lower predictor.lr or check {cfg.samples}"
+        )
     train_pred = scores[idx.numpy()]
     metrics["fit/train_tau"] = float(kendalltau(train_pred, acc)[0])
 

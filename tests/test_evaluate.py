@@ -167,3 +167,11 @@ def test_shards_split_the_archs_and_merge_without_duplicates(tmp_path, ckpt):
     (tmp_path / "subnets.shard-1-of-2.csv").unlink()
     with pytest.raises(FileNotFoundError, match="shard-1-of-2"):
         run(make_cfg("evaluate", tmp_path, [*common, "num_shards=2", "merge=true"]))
+
+
+def test_same_seed_same_file(tmp_path, ckpt):
+    a = run(make_cfg("evaluate", tmp_path / "a", [f"ckpt_path={ckpt}", "num_archs=4"]))
+    b = run(make_cfg("evaluate", tmp_path / "b", [f"ckpt_path={ckpt}", "num_archs=4"]))
+    assert Path(a["out"]).read_bytes() == Path(b["out"]).read_bytes()
+    c = run(make_cfg("evaluate", tmp_path / "c", [f"ckpt_path={ckpt}", "num_archs=4", "seed=1"]))
+    assert Path(c["out"]).read_bytes() != Path(a["out"]).read_bytes()

@@ -279,3 +279,19 @@ def test_pareto_front() -> None:
     score = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
     cost = np.array([1.0, 2.0, 2.0, 5.0, 0.5])
     assert query.pareto_front(score, cost).tolist() == [4, 0, 1]
+
+
+def test_non_finite_predictions_write_no_table(tmp_path: Path, monkeypatch) -> None:
+    samples = write_samples(tmp_path / "s.csv", n=20)
+    cfg = compose_cfg("fit", tmp_path, [f"samples={samples}", "predictor=ridge"])
+    real = fit.predict_all
+
+    def diverged(*args, **kwargs):
+        scores = real(*args, **kwargs)
+        scores[7] = float("nan")
+        return scores
+
+    monkeypatch.setattr(fit, "predict_all", diverged)
+    with pytest.raises(FloatingPointError, match="1 non-finite scores"):
+        fit.run(cfg)
+    assert not (tmp_path / "out" / "table.csv").exists()
