@@ -14,7 +14,9 @@ from scipy import stats
 def _pairs(score: dict[str, float], truth: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     keys = [k for k in score if k in truth]
     if len(keys) < 2:
-        raise ValueError(f"only {len(keys)} archs are both scored and in the truth; need at least 2")
+        raise ValueError(
+            f"only {len(keys)} archs are both scored and in the truth; need at least 2"
+        )
     return np.array([score[k] for k in keys], float), np.array([truth[k] for k in keys], float)
 
 

@@ -1,0 +1,134 @@
+"""Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|FILE out=FILE proxies=[wrcor,...]`.
+
+Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
+initialised once from the seed (see `supernet.proxies.build_scoring_net`). Rows go to `out` as they are
+scored; a rerun skips the archs already there and redoes a line cut short by a kill.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+
+from supernet.proxies import (  # noqa: E402
+    ProxyContext,
+    build_scoring_net,
+    fixed_batch,
+    get_proxy,
+    rank_vote,
+    score_archs,
+)
+from supernet.results import ResultsCSV, read_archs_csv  # noqa: E402
+from supernet.utils import atomic_write_bytes, write_run_info  # noqa: E402
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """(per-arch proxies, proxies voted on); unknown names raise before anything runs."""
+    proxies = [str(p) for p in cfg.proxies]
+    names = [p for p in proxies if p != "vote"]
+    for n in names:
+        get_proxy(n)
+    vote_of = [str(p) for p in cfg.vote_of] if cfg.get("vote_of") else []
+    if "vote" in proxies and not vote_of:
+        vote_of = names
+    bad = [p for p in vote_of if p not in names]
+    if bad:
+        raise ValueError(f"vote_of={vote_of}: {bad} not among the proxies scored ({names})")
+    if vote_of and len(vote_of) < 2:
+        raise ValueError(f"a vote needs at least two proxies, got {vote_of}")
+    return names, vote_of
+
+
+def write_vote(path: Path, names: list[str], vote_of: list[str]) -> None:
+    """Fills the `vote` column of the whole file (a table-level score) and replaces it atomically."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], list(reader)
+    vote = rank_vote({n: [float(r[n]) for r in rows] for n in vote_of}, vote_of).tolist()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r, v in zip(rows, vote, strict=True):
+        writer.writerow({**r, "vote": f"{v:.6g}"})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Scores the archs not yet in `cfg.out`; returns the output path, counts, time and ridge counts."""
+    names, vote_of = plan(cfg)
+    space = instantiate(cfg.space)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    if str(cfg.archs) == "all":
+        archs = list(space.all_archs())
+    elif Path(str(cfg.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.archs, space)
+    else:
+        raise ValueError(f"archs={cfg.archs!r}: expected `all` or a .csv file with an arch column")
+    archs = archs[: cfg.limit] if cfg.limit > 0 else archs
+
+    data = instantiate(cfg.data, device="cpu")
+    data.setup()
+    x_train, y_train = data.splits["train"]
+    x, y = fixed_batch(x_train, y_train, data.mean, data.std, cfg.batch_size, cfg.seed, device)
+    net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
+    ctx = ProxyContext(space, data.input_shape, data.num_classes)
+
+    columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
+    out = ResultsCSV(cfg.out, columns, fixed={"seed": cfg.seed, "data": data.name})
+    write_run_info(Path(cfg.out).parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
+    todo = [a for a in archs if space.to_str(a) not in out]
+    t0 = time.perf_counter()
+    with Progress(disable=not cfg.progress, transient=True) as progress:
+        task = progress.add_task("zero-shot scores", total=len(archs),
+                                 completed=len(archs) - len(todo))
+        for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
+            for arch, scores in chunk:
+                row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
+                out.append({**row, "vote": ""} if vote_of else row)
+            progress.advance(task, len(chunk))
+    elapsed = time.perf_counter() - t0
+    if vote_of and len(out):
+        write_vote(Path(cfg.out), names, vote_of)
+    return {
+        "out": str(cfg.out),
+        "scored": len(todo),
+        "total": len(out),
+        "archs": len(archs),
+        "repaired": out.repaired,
+        "ms_per_arch": 1e3 * elapsed / max(1, len(todo)),
+        "ridge": ctx.counts(),
+        "device": str(device),
+    }
+
+
+@hydra.main(config_path="../conf", config_name="zeroshot", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    r = run(cfg)
+    print(f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
+          f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}")
+
+
+if __name__ == "__main__":
+    main()

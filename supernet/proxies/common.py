@@ -1,0 +1,157 @@
+"""What the ReLU-based proxies share: a recorder of ReLU pre-activations, a ridge-guarded log det, and
+the scoring network."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from supernet.model import SuperNet
+from supernet.space import NB201Space
+
+# A ridge of 1e-6 x the mean diagonal: far below any eigenvalue of a non-degenerate K (whose diagonal
+# entries are sums of 2 x 2^l and whose off-diagonal correlations stay well under 1), so it only ever
+# decides the score of numerically singular K, and ranks those below every regular one.
+RIDGE = 1e-6
+# Scratch for stacking same-size responses (elements): 256 MiB of float32, enough for every stage-1
+# response of a full NB201 net at B=64 in one batched matmul.
+MAX_STACK = 1 << 26
+
+
+def build_scoring_net(
+    space: NB201Space, num_classes: int, in_channels: int, seed: int, device: torch.device | str
+) -> SuperNet:
+    """The supernet whose path for `arch` is "the freshly initialised network for `arch`".
+
+    All parameters get PyTorch's default initialisation from `seed` once, on the CPU (so the weights do
+    not depend on the device). Scoring never changes a weight (no optimizer step; BatchNorm runs in
+    training mode on batch statistics, so its running statistics, which it still updates, never reach an
+    output), hence this equals re-initialising from `seed` before every arch: a score depends only on
+    (arch, seed, batch), never on which archs were scored before. BatchNorm has NB201's standalone
+    settings (affine, running statistics); in training mode with fresh affine parameters (1, 0) neither
+    changes a response.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SuperNet(space, num_classes, in_channels, affine=True, track_running_stats=True)
+    return net.to(device).train()
+
+
+class ReLURecorder:
+    """Records the input of every ReLU call of one network while `record()` is active.
+
+    Each input is handed to its ReLU through an alias (`view_as`, no copy) that only this ReLU consumes,
+    so `torch.autograd.grad(loss, aliases)` gives the gradient along this ReLU alone, even when one tensor
+    feeds several ReLUs (a cell's node 0 feeds up to three convs). A ReLU called twice is two responses.
+    Hooks are registered once, at construction; outside `record()` they cost one attribute check.
+
+    Args:
+        net: the network; its `block_index()` gives each ReLU's block position.
+    """
+
+    def __init__(self, net: SuperNet) -> None:
+        self.level = net.block_index()
+        self.records: list[tuple[int, torch.Tensor]] = []
+        self._on = False
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in self.level]
+
+    def _hook(
+        self, module: nn.Module, args: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor] | None:
+        if not self._on:
+            return None
+        alias = args[0].view_as(args[0])
+        self.records.append((self.level[module], alias))
+        return (alias,)
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[list[tuple[int, torch.Tensor]]]:
+        """Yields the list that fills with `(block position, pre-activation alias)` per ReLU call."""
+        self.records = []
+        self._on = True
+        try:
+            yield self.records
+        finally:
+            self._on = False
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def recorder_for(net: SuperNet, cache: dict) -> ReLURecorder:
+    """The one recorder of `net`, built on first use and kept in `cache`."""
+    key = ("relu_recorder", id(net))
+    if key not in cache:
+        cache[key] = ReLURecorder(net)
+    return cache[key]
+
+
+def workspace_for(device: torch.device, cache: dict) -> torch.Tensor:
+    """A float32 scratch of `MAX_STACK` elements on `device`, allocated once and kept in `cache`.
+
+    Reused across archs: a fresh 256 MiB allocation per arch cost more than the matmuls on CPU.
+    """
+    key = ("workspace", str(device))
+    if key not in cache:
+        cache[key] = torch.empty(MAX_STACK, dtype=torch.float32, device=device)
+    return cache[key]
+
+
+def group_by_size(responses: list[torch.Tensor], batch: int) -> Iterator[list[int]]:
+    """Indices of `responses` with equal per-sample size, in chunks of at most `MAX_STACK` elements."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(responses):
+        groups.setdefault(r[0].numel(), []).append(i)
+    for D, idx in groups.items():
+        step = max(1, MAX_STACK // (batch * D))
+        for s in range(0, len(idx), step):
+            yield idx[s : s + step]
+
+
+def logdet_ridge(K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log det K of a symmetric `(B, B)` matrix, in float64, with a ridge where K is singular.
+
+    Where det K <= 0 or is not finite (a dead network: every sample gives the same responses), returns
+    log |det(K + r I)| with r = RIDGE x mean(diag K) instead. Both are computed so that the device never
+    waits on a branch.
+
+    Returns:
+        (score, ridged): 0-dim float64 and bool tensors on K's device.
+    """
+    K = K.to(torch.float64)
+    sign, logabs = torch.linalg.slogdet(K)
+    r = RIDGE * K.diagonal().mean().clamp_min(1e-300)
+    eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
+    _, logabs_r = torch.linalg.slogdet(K + r * eye)
+    ridged = (sign <= 0) | ~torch.isfinite(logabs)
+    return torch.where(ridged, logabs_r, logabs), ridged
+
+
+def fixed_batch(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one batch every arch is scored on: `batch_size` training images drawn with `seed`, normalised
+    per channel, no augmentation.
+
+    Shapes:
+        x_train `(N, C, H, W)` uint8, y_train `(N,)`; mean, std `(C,)` in 0..255 units ->
+        x `(batch_size, C, H, W)` float32, y `(batch_size,)` int64, both on `device`.
+    """
+    if not 0 < batch_size <= len(y_train):
+        raise ValueError(
+            f"batch_size={batch_size} must lie in [1, {len(y_train)}] training images"
+        )
+    idx = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))[:batch_size]
+    x = x_train[idx.to(x_train.device)].float().cpu()
+    x = (x - mean.float().cpu().view(1, -1, 1, 1)) / std.float().cpu().view(1, -1, 1, 1)
+    return x.to(device), y_train[idx.to(y_train.device)].long().to(device)

@@ -1,0 +1,110 @@
+"""Zero-shot proxies by name, and the loop that scores many archs with one network.
+
+A proxy is `proxy(net, arch, x, y, ctx) -> score` (higher is better). It scores the path `arch` of a
+freshly initialised `SuperNet` on one fixed batch. Scores that need the device come back as 0-dim
+tensors left on it; `score_archs` reads them back once per chunk, so a GPU never waits per arch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from supernet.model import SuperNet
+from supernet.space import Arch, NB201Space
+
+
+@dataclass
+class ProxyContext:
+    """What proxies need beside the net and the batch, and what they keep between archs.
+
+    Args:
+        space: the search space (for costs).
+        input_shape: `(C, H, W)` of one image.
+        num_classes: classifier outputs.
+        cache: per-net helpers built on first use (ReLU recorders, SynFlow's float64 copy).
+        counters: device-side counts, e.g. `wrcor/ridge`: archs whose K needed the ridge.
+    """
+
+    space: NB201Space
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    cache: dict = field(default_factory=dict)
+    counters: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def count(self, name: str, flag: torch.Tensor) -> None:
+        """Adds a bool/int tensor to counter `name` without a device sync."""
+        self.counters[name] = self.counters.get(name, 0) + flag.to(torch.int64)
+
+    def counts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.counters.items()}
+
+
+Proxy = Callable[
+    [SuperNet, Arch, torch.Tensor, torch.Tensor, ProxyContext], "torch.Tensor | float"
+]
+PROXIES: dict[str, Proxy] = {}
+
+
+def register_proxy(name: str) -> Callable[[Proxy], Proxy]:
+    """Decorator adding a proxy under `name`; a name taken already raises ValueError."""
+
+    def add(fn: Proxy) -> Proxy:
+        if name in PROXIES:
+            raise ValueError(
+                f"proxy {name!r} is registered already (by {PROXIES[name].__module__})"
+            )
+        PROXIES[name] = fn
+        return fn
+
+    return add
+
+
+def get_proxy(name: str) -> Proxy:
+    if name not in PROXIES:
+        raise ValueError(f"unknown proxy {name!r}; expected one of {sorted(PROXIES)} (or vote)")
+    return PROXIES[name]
+
+
+def score_archs(
+    net: SuperNet,
+    archs: Iterable[Arch],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    names: Sequence[str],
+    ctx: ProxyContext,
+    chunk: int = 16,
+) -> Iterator[list[tuple[Arch, dict[str, float]]]]:
+    """Scores archs with the proxies `names`, yielding one list of `(arch, {name: score})` per chunk.
+
+    Shapes:
+        x `(B, C, H, W)` float, normalised, on the net's device; y `(B,)` int64 on the same device.
+    """
+    fns = [(n, get_proxy(n)) for n in names]
+    pending: list[tuple[Arch, list]] = []
+    for arch in archs:
+        pending.append((arch, [fn(net, arch, x, y, ctx) for _, fn in fns]))
+        if len(pending) >= chunk:
+            yield _read_back(pending, names)
+            pending = []
+    if pending:
+        yield _read_back(pending, names)
+
+
+def _read_back(
+    pending: list[tuple[Arch, list]], names: Sequence[str]
+) -> list[tuple[Arch, dict[str, float]]]:
+    cols = []
+    for j in range(len(names)):
+        vals = [p[1][j] for p in pending]
+        if isinstance(vals[0], torch.Tensor):
+            cols.append(
+                torch.stack([v.to(torch.float64) for v in vals]).cpu().tolist()
+            )  # one sync
+        else:
+            cols.append([float(v) for v in vals])
+    return [
+        (arch, {n: cols[j][i] for j, n in enumerate(names)}) for i, (arch, _) in enumerate(pending)
+    ]

@@ -1,0 +1,91 @@
+"""scripts/zeroshot.py on the tiny preset (C=4, N=1, digits): output, vote, resume, bad input."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_cfg
+
+from scripts.zeroshot import run
+from supernet.space import NB201Space
+
+SPACE = NB201Space(C=4, N=1)
+
+
+def arch_csv(path: Path, n: int, seed: int = 0) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    archs = [SPACE.to_str(SPACE.from_index(i))
+             for i in torch.randperm(SPACE.size, generator=g)[:n].tolist()]
+    path.write_text("arch,note\n" + "".join(f"{a},x\n" for a in archs))
+    return path
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def zeroshot(tmp_path: Path, out: Path, *overrides: str) -> dict:
+    cfg = make_cfg("zeroshot", tmp_path, [f"out={out}", "progress=false", *overrides])
+    return run(cfg)
+
+
+def test_scores_every_arch_with_vote(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 6)
+    out = tmp_path / "z.csv"
+    r = zeroshot(tmp_path, out, f"archs={archs}", "proxies=[wrcor,naswot,params,vote]")
+    rows = read(out)
+    assert r["scored"] == r["total"] == len(rows) == 6
+    assert [row["arch"] for row in rows] == [row["arch"] for row in read(archs)]
+    assert list(rows[0])[:5] == ["arch", "wrcor", "naswot", "params", "vote"]
+    for row in rows:
+        assert all(math.isfinite(float(row[k])) for k in ("wrcor", "naswot", "params", "vote"))
+    votes = sorted(float(row["vote"]) for row in rows)
+    assert sum(votes) == pytest.approx(6 * 3.5)  # mean of ranks 1..6, whatever the ties
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 7, seed=1)
+    full = tmp_path / "full.csv"
+    zeroshot(tmp_path, full, f"archs={archs}", "proxies=[wrcor,params]")
+    part = tmp_path / "part.csv"
+    zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]", "limit=4")
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) - 9])  # killed while writing the 4th row
+    r = zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]")
+    assert r["repaired"] and r["scored"] == 4 and r["total"] == 7
+    rows = read(part)
+    assert len(rows) == len({row["arch"] for row in rows}) == 7
+    assert sorted(map(tuple, (row.values() for row in rows))) == sorted(
+        map(tuple, (row.values() for row in read(full)))
+    )  # the same scores, whether or not the run was interrupted
+    assert zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]")["scored"] == 0
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 2)
+    out = tmp_path / "z.csv"
+    zeroshot(tmp_path, out, f"archs={archs}", "proxies=[params]")
+    with pytest.raises(ValueError, match="seed"):
+        zeroshot(tmp_path, out, f"archs={archs}", "proxies=[params]", "seed=1")
+    with pytest.raises(ValueError, match="header"):
+        zeroshot(tmp_path, out, f"archs={archs}", "proxies=[params,flops]")
+
+
+def test_bad_arch_names_file_line_and_value(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    good = SPACE.to_str((1, 2, 3, 4, 0, 1))
+    bad.write_text(f"arch\n{good}\n|conv_9x9~0|+|oops|\n")
+    with pytest.raises(ValueError, match=r"bad\.csv, line 3: .*conv_9x9"):
+        zeroshot(tmp_path, tmp_path / "z.csv", f"archs={bad}", "proxies=[params]")
+
+
+def test_bad_proxy_names(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown proxy 'wrcorr'"):
+        zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcorr]")
+    with pytest.raises(ValueError, match="at least two"):
+        zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcor,vote]")
