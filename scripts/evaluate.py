@@ -17,11 +17,19 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
-from supernet.module import load_supernet  # noqa: E402
+from supernet.module import load_supernet, weights_hash  # noqa: E402
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
-from supernet.utils import file_sha256, resolve_device, write_run_info  # noqa: E402
+from supernet.utils import resolve_device, write_run_info  # noqa: E402
 
-COLUMNS = ["arch", "acc", "loss", "images", "seed", "bn", "ckpt"]
+COLUMNS = [
+    "arch",
+    "acc",
+    "loss",
+    "images",
+    "seed",
+    "bn",
+    "ckpt",
+]  # ckpt: digest of the supernet weights
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = ResultsCSV(
         out_path,
         COLUMNS,
-        fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": file_sha256(cfg.ckpt_path)[:12]},
+        fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": weights_hash(net)},
     )
     write_run_info(
         out_path.parent,

@@ -45,6 +45,15 @@ def meta_hash(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def weights_hash(net: torch.nn.Module) -> str:
+    """A digest of the parameters and buffers: equal for equal weights, whatever file held them."""
+    h = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> None:
     """Raises ValueError naming every field of `expected` in which a checkpoint's meta differs."""
     diff = [

@@ -1,0 +1,56 @@
+import pytest
+from hydra import initialize_config_dir
+
+from scripts.benchmark_nb201 import aggregate, markdown, run, score_rankings
+from supernet.space import NB201Space
+from tests.conftest import CONF, SHARED, make_cfg
+
+SPACE = NB201Space()
+
+
+def test_scoring_against_a_hand_made_truth(tmp_path):
+    archs = [SPACE.to_str(SPACE.from_index(i)) for i in (0, 1, 2, 3, 4)]
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "arch,cifar10_test\n" + "".join(f"{a},{v}\n" for a, v in zip(archs, (50, 60, 70, 80, 90)))
+    )
+    good = {a: float(i) for i, a in enumerate(archs)}
+    bad = {a: -float(i) for i, a in enumerate(archs)}
+    per_seed = [score_rankings({"good": good, "bad": bad}, truth, SPACE)]
+    assert per_seed[0]["good"]["kendall"] == pytest.approx(1.0)
+    assert per_seed[0]["bad"]["kendall"] == pytest.approx(-1.0)
+    assert per_seed[0]["good"]["top1_true_acc"] == 90.0
+    summary = aggregate(per_seed * 2)
+    assert summary["good"]["kendall"] == [
+        pytest.approx(1.0),
+        0.0,
+        pytest.approx(1.0),
+        pytest.approx(1.0),
+    ]
+    assert "| good | 5 | 1.000 ± 0.000" in markdown(summary)
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_end_to_end(tmp_path):
+    if not (SHARED / "data" / "cifar10_jpeg.npz").is_file():
+        pytest.skip(f"{SHARED}/data is absent: the NB201 benchmark needs its truth and CIFAR-10")
+    cfg = make_cfg(
+        "benchmark_nb201",
+        tmp_path,
+        [
+            f"truth={SHARED / 'data' / 'nb201_cifar10.csv'}",
+            f"container={SHARED / 'data' / 'cifar10_jpeg.npz'}",
+            f"data.root={tmp_path / 'cifar10'}",
+            "predictor.ensemble=2",
+            "predictor.epochs=30",
+        ],
+    )
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        report = run(cfg)
+    summary = report["summary"]
+    assert summary["params"]["kendall"][0] == pytest.approx(
+        0.578, abs=0.001
+    )  # the known reference
+    assert summary["gcn on supernet acc"]["n"][0] == 15_625
+    assert (tmp_path / "benchmark_nb201.json").is_file()
+    assert report["decode_s"] > 0 and report["total_s"] > 0
