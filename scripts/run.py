@@ -17,7 +17,9 @@ import hydra  # noqa: E402
 from hydra import compose  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
+from predictor.io import DataError  # noqa: E402
 from scripts import evaluate, fit, query, train  # noqa: E402
+from scripts.query import BudgetError  # noqa: E402
 
 SHARED = (
     "seed",
@@ -74,7 +76,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="run", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    results = run(cfg)
+    try:
+        results = run(cfg)
+    except (DataError, BudgetError) as err:  # bad input or impossible budgets: say so, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if "query" in results:
+        query.print_top(results["query"], str(cfg.query.score_column or "score"))
     print(f"pipeline outputs in {results['output_dir']}")
 
 
