@@ -30,14 +30,8 @@ from supernet.proxies import (  # noqa: E402
     rank_vote,
     score_archs,
 )
-from supernet.results import ResultsCSV, read_archs_csv  # noqa: E402
-from supernet.utils import atomic_write_bytes, write_run_info  # noqa: E402
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
+from supernet.utils import atomic_write_bytes, resolve_device, write_run_info  # noqa: E402
 
 
 def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -72,7 +66,14 @@ def write_vote(path: Path, names: list[str], vote_of: list[str]) -> None:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Scores the archs not yet in `cfg.out`; returns the output path, counts, time and ridge counts."""
+    """Scores the archs not yet in `cfg.out` (this shard's share of them; `merge=true` joins the
+    shard files instead); returns the output path, counts, time and ridge counts."""
+    if cfg.merge:  # the vote ranks over all archs, so it is filled after the merge
+        total = merge_shards(cfg.out, cfg.num_shards)
+        names, vote_of = plan(cfg)
+        if vote_of and total:
+            write_vote(Path(cfg.out), names, vote_of)
+        return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
     names, vote_of = plan(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
@@ -87,6 +88,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     else:
         raise ValueError(f"archs={cfg.archs!r}: expected `all` or a .csv file with an arch column")
     archs = archs[: cfg.limit] if cfg.limit > 0 else archs
+    archs = archs[
+        cfg.shard :: cfg.num_shards
+    ]  # every process lists the same archs, keeps its share
+    out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
 
     data = instantiate(cfg.data, device="cpu")
     data.setup()
@@ -96,23 +101,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ctx = ProxyContext(space, data.input_shape, data.num_classes)
 
     columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
-    out = ResultsCSV(cfg.out, columns, fixed={"seed": cfg.seed, "data": data.name})
-    write_run_info(Path(cfg.out).parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
+    out = ResultsCSV(out_path, columns, fixed={"seed": cfg.seed, "data": data.name})
+    write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
     todo = [a for a in archs if space.to_str(a) not in out]
     t0 = time.perf_counter()
     with Progress(disable=not cfg.progress, transient=True) as progress:
-        task = progress.add_task("zero-shot scores", total=len(archs),
-                                 completed=len(archs) - len(todo))
+        task = progress.add_task(
+            "zero-shot scores", total=len(archs), completed=len(archs) - len(todo)
+        )
         for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
             for arch, scores in chunk:
                 row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
                 out.append({**row, "vote": ""} if vote_of else row)
             progress.advance(task, len(chunk))
     elapsed = time.perf_counter() - t0
-    if vote_of and len(out):
-        write_vote(Path(cfg.out), names, vote_of)
+    if vote_of and len(out) and cfg.num_shards == 1:
+        write_vote(out_path, names, vote_of)
     return {
-        "out": str(cfg.out),
+        "out": str(out_path),
         "scored": len(todo),
         "total": len(out),
         "archs": len(archs),
@@ -126,8 +132,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="zeroshot", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     r = run(cfg)
-    print(f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
-          f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}")
+    print(
+        f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
+        f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}"
+    )
 
 
 if __name__ == "__main__":

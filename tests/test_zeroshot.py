@@ -18,8 +18,10 @@ SPACE = NB201Space(C=4, N=1)
 
 def arch_csv(path: Path, n: int, seed: int = 0) -> Path:
     g = torch.Generator().manual_seed(seed)
-    archs = [SPACE.to_str(SPACE.from_index(i))
-             for i in torch.randperm(SPACE.size, generator=g)[:n].tolist()]
+    archs = [
+        SPACE.to_str(SPACE.from_index(i))
+        for i in torch.randperm(SPACE.size, generator=g)[:n].tolist()
+    ]
     path.write_text("arch,note\n" + "".join(f"{a},x\n" for a in archs))
     return path
 
@@ -89,3 +91,17 @@ def test_bad_proxy_names(tmp_path: Path) -> None:
         zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcorr]")
     with pytest.raises(ValueError, match="at least two"):
         zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcor,vote]")
+
+
+def test_shards_merge_to_the_single_process_file(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 5, seed=2)
+    proxies = "proxies=[params,flops,synflow,vote]"
+    whole = tmp_path / "whole.csv"
+    zeroshot(tmp_path, whole, f"archs={archs}", proxies)
+    out = tmp_path / "z.csv"
+    for k in (0, 1, 2):
+        zeroshot(tmp_path, out, f"archs={archs}", proxies, f"shard={k}", "num_shards=3")
+    r = zeroshot(tmp_path, out, f"archs={archs}", proxies, "num_shards=3", "merge=true")
+    assert r["total"] == 5
+    key = lambda rows: sorted(map(tuple, (row.values() for row in rows)))  # noqa: E731
+    assert key(read(out)) == key(read(whole))  # vote included: it is ranked after the merge
