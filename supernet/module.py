@@ -12,10 +12,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from supernet.model import SuperNet
 from supernet.sampler import Sampler
 from supernet.space import SPACES, Arch
+from supernet.utils import atomic_write
 
 # Reference archs whose held-out accuracy is logged every epoch: the benchmark's best, a plain
 # all-conv3x3 cell, a pooling-only cell and a cell whose output is cut off (should stay at chance).
@@ -25,6 +27,16 @@ DEFAULT_REFERENCE_ARCHS = (
     "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
 )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temporary file and renamed: a crash mid-save leaves the
+    previous `last.ckpt` whole."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def net_meta(net: SuperNet) -> dict[str, Any]:

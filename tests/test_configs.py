@@ -17,8 +17,11 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("stage", [s for s in STAGES if (CONF / f"{s}.yaml").is_file()])
 def test_stage_configs_compose(stage, tmp_path):
-    cfg = make_cfg(stage, tmp_path, ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'"]
-                   if stage == "retrain" else [])
+    cfg = make_cfg(
+        stage,
+        tmp_path,
+        ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'"] if stage == "retrain" else [],
+    )
     assert cfg.paths.output_dir == str(tmp_path)
 
 
@@ -55,6 +58,7 @@ def test_trainer_configs(trainer, tmp_path):
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer_obj = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     assert trainer_obj.max_epochs == cfg.trainer.max_epochs
+    assert type(trainer_obj.strategy.checkpoint_io).__name__ == "AtomicCheckpointIO"
 
 
 @pytest.mark.parametrize("logger", options("logger"))
@@ -69,8 +73,11 @@ def test_slurm_launcher_config_composes():
 
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="submitit launcher absent")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.nodes=2"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.nodes=2"],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.nodes == 2 and launcher.gpus_per_node == 1 and launcher.max_num_timeout == 3

@@ -90,3 +90,22 @@ def test_nan_loss_steps_are_skipped_then_stop(tmp_path):
     )
     with pytest.raises(RuntimeError, match="NaN or infinite in 3 steps"):
         run(cfg)
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    from supernet.module import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"a": torch.ones(3)}, path)
+
+    def crash(obj, f):
+        open(f, "wb").write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"a": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path)["a"], torch.ones(3))  # the old one, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
