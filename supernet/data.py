@@ -7,6 +7,7 @@ import hashlib
 import pickle
 import tarfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +65,8 @@ def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
     npz = root / "train.npz", root / "test.npz"
     batches = root / "cifar-10-batches-py"
     if all(p.is_file() for p in npz):
-        (tr, te) = (np.load(p) for p in npz)
-        for p, z in zip(npz, (tr, te)):
-            if "x" not in z or "y" not in z or z["x"].ndim != 4 or z["x"].shape[3] != 3:
-                raise ValueError(f"{p}: expected arrays x uint8 (N, 32, 32, 3) and y (N,)")
-        return Arrays(
-            "cifar10",
-            _nhwc(tr["x"]),
-            torch.from_numpy(tr["y"].astype(np.int64)),
-            _nhwc(te["x"]),
-            torch.from_numpy(te["y"].astype(np.int64)),
-            10,
-        )
+        (xtr, ytr), (xte, yte) = (_read_npz(p) for p in npz)
+        return Arrays("cifar10", xtr, ytr, xte, yte, 10)
     if not batches.is_dir() and download:
         _download_cifar10(root)
     if batches.is_dir():
@@ -85,6 +76,21 @@ def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
         f"(torchvision's layout). Decode the shared container with "
         f"`python ../shared/tools/cifar10_from_jpeg.py {root}`, or pass data.download=true."
     )
+
+
+def _read_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """`x` uint8 (N, H, W, 3) and `y` (N,) from one npz; a damaged file is named, not half-read."""
+    expected = "arrays x uint8 (N, 32, 32, 3) and y (N,)"
+    try:
+        with np.load(path) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path} is damaged or not a CIFAR-10 npz ({err}); expected {expected}"
+        ) from None
+    if x.ndim != 4 or x.shape[3] != 3 or x.dtype != np.uint8 or y.shape != (len(x),):
+        raise ValueError(f"{path}: found x {x.dtype} {x.shape}, y {y.shape}; expected {expected}")
+    return _nhwc(x), torch.from_numpy(y.astype(np.int64))
 
 
 def _read_cifar10_batches(folder: Path) -> Arrays:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,3 +39,26 @@ def nb201_csv() -> Path:
     if not NB201_CSV.is_file():
         pytest.skip(f"NB201 ground truth not found at {NB201_CSV} (../shared is absent)")
     return NB201_CSV
+
+
+def kill_when(
+    script: str, args: list[str], ready: Callable[[], bool], timeout: float = 180
+) -> None:
+    """Runs `python scripts/<script> args...` and SIGKILLs it (and its children) once `ready()`."""
+    cmd = [sys.executable, str(ROOT / "scripts" / script), *args]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.1)
+    finished = proc.poll() is not None
+    if not finished:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not finished, f"{script} ended before it could be killed: {cmd}"
+
+
+def data_lines(path: Path) -> int:
+    """Complete rows of a CSV written so far (0 when it does not exist yet)."""
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0

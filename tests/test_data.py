@@ -90,3 +90,18 @@ def test_config_mismatch_is_named():
     dm = NASDataModule("digits", num_classes=100)
     with pytest.raises(ValueError, match="num_classes=100"):
         dm.setup()
+
+
+def test_damaged_or_wrong_npz_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "test.npz",
+        x=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
+        y=np.zeros(4),
+    )
+    (tmp_path / "train.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match=r"train.npz is damaged"):
+        load_cifar10(tmp_path)
+    np.savez(tmp_path / "train.npz", x=np.zeros((4, 32, 32), np.uint8), y=np.zeros(4))
+    with pytest.raises(ValueError, match=r"train.npz: found x uint8 \(4, 32, 32\)"):
+        load_cifar10(tmp_path)

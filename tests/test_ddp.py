@@ -51,3 +51,24 @@ def test_loader_shards_are_disjoint_and_cover_the_epoch():
     assert len(parts[0]) == len(parts[1]) == len(x) // 2
     rows = [{bytes(r.numpy().tobytes()) for r in p.flatten(1)} for p in parts]
     assert len(rows[0] & rows[1]) <= 5  # digits has a few duplicate images
+
+
+@pytest.mark.slow
+def test_multirun_sweeps_over_seeds(tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "-m",
+        "debug=tiny",
+        "logger=csv",
+        "seed=0,1",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = [
+        torch.load(tmp_path / str(k) / "checkpoints" / "last.ckpt", weights_only=False)
+        for k in (0, 1)
+    ]
+    a, b = (c["state_dict"] for c in ckpts)
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # two seeds, two different supernets

@@ -1,9 +1,4 @@
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +10,7 @@ from supernet.data import NASDataModule
 from supernet.evaluator import SubnetEvaluator, choose_archs
 from supernet.model import SuperNet
 from supernet.space import NB201Space
-from tests.conftest import ROOT, make_cfg
+from tests.conftest import data_lines, kill_when, make_cfg
 
 TINY = NB201Space(C=4, N=1)
 
@@ -125,23 +120,14 @@ def test_evaluate_proxy_ranked_archs(tmp_path, ckpt):
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path, ckpt):
     out = tmp_path / "subnets.csv"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "evaluate.py"),
+    args = [
         "debug=tiny",
         f"ckpt_path={ckpt}",
         "num_archs=400",
         f"out={out}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when("evaluate.py", args, lambda: data_lines(out) >= 3)
     killed = rows(out)
     assert 3 <= len(killed) < 400
     cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=400", f"out={out}"])

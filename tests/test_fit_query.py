@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from predictor.io import DataError, read_samples
 from predictor.table import load_checkpoint
 from scripts import fit, query
 from supernet.space import NB201Space
-from tests.conftest import make_cfg
+from tests.conftest import kill_when, make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = NB201Space()
@@ -295,3 +296,26 @@ def test_non_finite_predictions_write_no_table(tmp_path: Path, monkeypatch) -> N
     with pytest.raises(FloatingPointError, match="1 non-finite scores"):
         fit.run(cfg)
     assert not (tmp_path / "out" / "table.csv").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_fit_leaves_the_old_table_whole(tmp_path: Path) -> None:
+    samples = write_samples(tmp_path / "s.csv", n=60)
+    table = tmp_path / "table.csv"
+    common = [f"samples={samples}", f"table={table}"]
+    fit.run(compose_cfg("fit", tmp_path, [*common, "predictor=ridge"]))
+    before = table.read_bytes()
+    start = time.time()
+    args = [
+        *common,
+        "predictor.epochs=100000",
+        "predictor.patience=100000",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    kill_when("fit.py", args, lambda: time.time() > start + 6)
+    assert table.read_bytes() == before  # killed mid-fit: the earlier table is untouched
+    out = fit.run(
+        compose_cfg("fit", tmp_path, [*common, "predictor.ensemble=1", "predictor.epochs=20"])
+    )
+    rows = list(csv.DictReader(open(out["table"])))
+    assert len(rows) == SPACE.size == len({r["arch"] for r in rows})

@@ -3,8 +3,18 @@ import pytest
 from supernet.metrics import by_class, precision_at, ranking_report
 
 # A hand-made truth of 10 archs in 5 classes (class = first letter).
-TRUTH = {"a1": 90.0, "a2": 91.0, "b1": 80.0, "b2": 79.0, "c1": 70.0, "c2": 71.0, "d1": 60.0,
-         "d2": 61.0, "e1": 10.0, "e2": 10.5}
+TRUTH = {
+    "a1": 90.0,
+    "a2": 91.0,
+    "b1": 80.0,
+    "b2": 79.0,
+    "c1": 70.0,
+    "c2": 71.0,
+    "d1": 60.0,
+    "d2": 61.0,
+    "e1": 10.0,
+    "e2": 10.5,
+}
 
 
 def test_perfect_and_reversed_rankings():

@@ -54,10 +54,16 @@ def reference_wrcor(net: nn.Module, arch, x, y) -> tuple[np.ndarray, float]:
     grads: dict[nn.Module, np.ndarray] = {}
     handles = []
     for m in level:
-        handles.append(m.register_forward_hook(
-            lambda mod, inp, out: acts.__setitem__(mod, inp[0].detach().double().numpy())))
-        handles.append(m.register_full_backward_hook(
-            lambda mod, gin, gout: grads.__setitem__(mod, gin[0].double().numpy())))
+        handles.append(
+            m.register_forward_hook(
+                lambda mod, inp, out: acts.__setitem__(mod, inp[0].detach().double().numpy())
+            )
+        )
+        handles.append(
+            m.register_full_backward_hook(
+                lambda mod, gin, gout: grads.__setitem__(mod, gin[0].double().numpy())
+            )
+        )
     net.zero_grad()
     F.cross_entropy(net(x, arch), y).backward()
     for h in handles:
@@ -115,8 +121,10 @@ def test_naswot_matches_hamming_kernel() -> None:
     x, y = batch()
     net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
     codes = []
-    hs = [m.register_forward_hook(lambda m, i, o: codes.append((i[0] > 0).reshape(16, -1)))
-          for m in net.block_index()]
+    hs = [
+        m.register_forward_hook(lambda m, i, o: codes.append((i[0] > 0).reshape(16, -1)))
+        for m in net.block_index()
+    ]
     with torch.no_grad():
         net(x, arch)
     for h in hs:
@@ -131,8 +139,11 @@ def test_scores_finite_and_dead_net_ranks_last() -> None:
     x, y = batch()
     net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
     archs = [SPACE.parse(s) for s in ARCHS.values()]
-    rows = [r for chunk in score_archs(net, archs, x, y, list(PROXIES), context(), chunk=2)
-            for r in chunk]
+    rows = [
+        r
+        for chunk in score_archs(net, archs, x, y, list(PROXIES), context(), chunk=2)
+        for r in chunk
+    ]
     assert len(rows) == len(archs)
     for _, s in rows:
         assert all(math.isfinite(v) for v in s.values()), s
@@ -147,7 +158,9 @@ def test_deterministic_and_order_independent() -> None:
 
     def scores(seed: int, order: list, names: tuple = ("wrcor", "naswot", "synflow")) -> dict:
         net = build_scoring_net(SPACE, 10, 3, seed=seed, device="cpu")
-        return {a: s for chunk in score_archs(net, order, x, y, names, context()) for a, s in chunk}
+        return {
+            a: s for chunk in score_archs(net, order, x, y, names, context()) for a, s in chunk
+        }
 
     first = scores(0, archs)
     assert scores(0, archs[::-1]) == first  # bitwise: nothing an arch does reaches the next

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_cfg
 
 from scripts.zeroshot import run
 from supernet.space import NB201Space
+from tests.conftest import data_lines, kill_when, make_cfg
 
 SPACE = NB201Space(C=4, N=1)
 
@@ -105,3 +105,24 @@ def test_shards_merge_to_the_single_process_file(tmp_path: Path) -> None:
     assert r["total"] == 5
     key = lambda rows: sorted(map(tuple, (row.values() for row in rows)))  # noqa: E731
     assert key(read(out)) == key(read(whole))  # vote included: it is ranked after the merge
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "zs.csv"
+    args = [
+        "debug=tiny",
+        "archs=all",
+        "limit=200",
+        "proxies=[wrcor]",
+        "chunk=1",
+        f"out={out}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    kill_when("zeroshot.py", args, lambda: data_lines(out) >= 3)
+    killed = read(out)
+    assert 3 <= len(killed) < 200
+    r = zeroshot(tmp_path, out, "archs=all", "limit=200", "proxies=[wrcor]")
+    final = read(out)
+    assert len(final) == 200 == len({row["arch"] for row in final})
+    assert final[: len(killed)] == killed and r["scored"] == 200 - len(killed)
