@@ -32,6 +32,7 @@ from scipy.stats import kendalltau  # noqa: E402
 from predictor.io import atomic_write_json, atomic_write_text, git_hash, read_features  # noqa: E402
 from predictor.module import RidgePredictor  # noqa: E402
 from predictor.table import all_ops, cost_columns, predict_all, space_features  # noqa: E402
+from scripts.fit import plot_fit  # noqa: E402
 from supernet.space import SearchSpace  # noqa: E402
 
 
@@ -141,7 +142,15 @@ def run(cfg: DictConfig) -> dict:
         taus["ridge on one-hot ops"].append(kendall(predict_all(ridge, space), truth))
         gcn = hydra.utils.instantiate(cfg.predictor, space=space, seed=int(seed))
         gcn.fit(ops[idx], y)
-        taus["GCN"].append(kendall(predict_all(gcn, space), truth))
+        pred = predict_all(gcn, space)
+        taus["GCN"].append(kendall(pred, truth))
+        plot_fit(
+            Path(cfg.results_json).with_name(f"gcn_vs_truth_seed{seed}.png"),
+            truth,
+            pred,
+            f"GCN from {len(idx)} noisy labels, seed {seed}: tau {taus['GCN'][-1]:.3f}",
+            xlabel="true CIFAR-10 test acc (%)",
+        )
         gcn = hydra.utils.instantiate(cfg.predictor, space=space, seed=int(seed))
         gcn.fit(ops[idx], y, u_all[idx])
         taus[with_u].append(kendall(predict_all(gcn, space, u_all), truth))

@@ -41,8 +41,14 @@ from predictor.table import (  # noqa: E402
 )
 
 
-def plot_fit(path: str | Path, acc: np.ndarray, pred: np.ndarray, title: str) -> Path:
-    """Predicted score against measured accuracy for the training samples."""
+def plot_fit(
+    path: str | Path,
+    acc: np.ndarray,
+    pred: np.ndarray,
+    title: str,
+    xlabel: str = "measured acc (%)",
+) -> Path:
+    """Predicted score against measured accuracy (the training samples, or a benchmark's truth)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,7 +58,7 @@ def plot_fit(path: str | Path, acc: np.ndarray, pred: np.ndarray, title: str) ->
     ax.scatter(acc, pred, s=8, alpha=0.6)
     lo, hi = float(min(acc.min(), pred.min())), float(max(acc.max(), pred.max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("measured acc (%)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("predicted score")
     ax.set_title(title, fontsize=9)
     try:

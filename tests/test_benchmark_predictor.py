@@ -80,6 +80,7 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     assert out["rows"]["ridge on one-hot ops"]["mean"] > 0.6
     assert set(out["rows"]) >= {"params", "GCN", "GCN + cost"}
     saved = json.loads(Path(cfg.results_json).read_text())
+    assert Path(cfg.results_json).with_name("gcn_vs_truth_seed0.png").is_file()
     assert saved["timing"]["samples"] == 40 and saved["sigma"] == pytest.approx(out["sigma"])
     assert "| GCN |" in Path(cfg.results_md).read_text()
 
