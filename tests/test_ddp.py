@@ -10,19 +10,24 @@ from supernet.data import NASDataModule
 from tests.conftest import ROOT
 
 
-def train_ddp(out, *overrides) -> dict:
+def train_cli(*args: str) -> None:
+    """`python scripts/train.py debug=tiny logger=csv ARGS...` in a subprocess; fails on a non-zero exit."""
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags go before the overrides
+    overrides = [a for a in args if not a.startswith("-")]
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
+        *flags,
         "debug=tiny",
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=2",
         "logger=csv",
-        f"hydra.run.dir={out}",
         *overrides,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def train_ddp(out, *overrides) -> dict:
+    train_cli("trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={out}", *overrides)
     return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
@@ -55,17 +60,7 @@ def test_loader_shards_are_disjoint_and_cover_the_epoch():
 
 @pytest.mark.slow
 def test_multirun_sweeps_over_seeds(tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        "-m",
-        "debug=tiny",
-        "logger=csv",
-        "seed=0,1",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_cli("-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}")
     ckpts = [
         torch.load(tmp_path / str(k) / "checkpoints" / "last.ckpt", weights_only=False)
         for k in (0, 1)
