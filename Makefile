@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint clean
+.PHONY: run test setup lint clean carry
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,3 +28,13 @@ lint: $(STAMP)
 
 clean:
 	rm -rf outputs multirun .pytest_cache
+
+# What a lent GPU machine needs beside the tree (git-ignored carry/): hydra's wheels and the shared
+# NB201 truth + CIFAR-10 container. Then: device run `bash scripts/device_check.sh` with carry=["carry"].
+SHARED ?= ../shared
+carry: $(STAMP)
+	mkdir -p carry/wheels
+	$(BIN)/python -m pip wheel -q --no-deps -w carry/wheels hydra-core==1.3.2 omegaconf==2.3.0 \
+		antlr4-python3-runtime==4.9.3
+	cp $(SHARED)/data/nb201_cifar10.csv $(SHARED)/data/cifar10_jpeg.npz \
+		$(SHARED)/tools/cifar10_from_jpeg.py carry/
