@@ -118,7 +118,12 @@ class GCNPredictor:
             seed=seed,
             num_threads=num_threads,
         )
-        self.encoder = GraphEncoder(space, prune=prune, undirected=undirected)
+        if space.name == "chain":  # a path of layers; `pool: mean` suits it best
+            from predictor.chain_graph import ChainGraphEncoder
+
+            self.encoder = ChainGraphEncoder(space, undirected=undirected)
+        else:
+            self.encoder = GraphEncoder(space, prune=prune, undirected=undirected)
         self.members: list[GCN] = []
         self.y_mean, self.y_std, self.u_channels = 0.0, 1.0, 0
 

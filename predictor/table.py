@@ -125,9 +125,11 @@ def table_rows(
     return rows
 
 
-def write_table(path: str | Path, rows: list[list[Any]]) -> Path:
-    """Writes the lookup table CSV atomically."""
-    return atomic_write_csv(path, TABLE_COLUMNS, rows)
+def write_table(
+    path: str | Path, rows: list[list[Any]], extra_columns: Sequence[str] = ()
+) -> Path:
+    """Writes the lookup table CSV atomically (`extra_columns` close each row, e.g. latency_ms)."""
+    return atomic_write_csv(path, [*TABLE_COLUMNS, *extra_columns], rows)
 
 
 def config_hash(samples_sha256: str, config: dict) -> str:

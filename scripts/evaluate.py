@@ -42,8 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     expected = {
         "space": space.name,
-        "C": space.C,
-        "N": space.N,
+        "space_config": space.config(),
         "num_classes": cfg.data.num_classes,
         "in_channels": cfg.data.input_shape[0],
     }

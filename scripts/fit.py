@@ -39,6 +39,7 @@ from predictor.table import (  # noqa: E402
     table_rows,
     write_table,
 )
+from supernet.latency import LatencyTable  # noqa: E402
 
 
 def plot_fit(
@@ -112,7 +113,14 @@ def run(cfg: DictConfig) -> dict:
     measured = {a: (float(m), int(c)) for a, m, c in zip(archs, acc, counts)}
     save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
     rows = table_rows(space, scores, costs, measured)
-    write_table(cfg.table, rows)
+    extra = []
+    if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
+        lat = LatencyTable.load(cfg.latency_table)
+        for row in rows:
+            ops = [space.ops[a] for a in space.parse(row[1])]
+            row.append(f"{lat.latency_ms(ops):.6g}")
+        extra = ["latency_ms"]
+    write_table(cfg.table, rows, extra)
     plot_fit(
         cfg.plot,
         acc,

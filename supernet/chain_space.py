@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from random import Random
 from typing import Any
 
 from supernet.space import Arch, Cost, SearchSpace
@@ -101,7 +100,11 @@ class ChainSpace(SearchSpace):
                 c = self.channels(w)
         self.chain: tuple[Layer, ...] = tuple(chain)
         # skip is the last op, so a first layer's choices are exactly range(6)
-        self.choices = tuple(len(self.ops) - 1 if ly.first else len(self.ops) for ly in chain)
+        self._choices = tuple(len(self.ops) - 1 if ly.first else len(self.ops) for ly in chain)
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        return self._choices
 
     def channels(self, width: int) -> int:
         return max(1, round(width * self.width_mult))
@@ -191,10 +194,6 @@ class ChainSpace(SearchSpace):
                 f"{self.max_enumerate}); search the space (predictor/search.py) instead"
             )
         return itertools.product(*(range(n) for n in self.choices))
-
-    def sample(self, rng: Random) -> Arch:
-        """A uniformly random valid arch (each layer uniform over its allowed ops)."""
-        return tuple(rng.randrange(n) for n in self.choices)
 
     def cost(
         self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10

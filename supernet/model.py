@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from supernet.ops import ResidualReduction, batch_norm, make_op
-from supernet.space import Arch, NB201Space
+from supernet.space import Arch, NB201Space, SearchSpace
 
 
 class SuperCell(nn.Module):
@@ -101,3 +101,12 @@ class SuperNet(nn.Module):
                     index[m] = i
         index[self.head_relu] = len(self.blocks)
         return index
+
+
+def supernet_class(space: SearchSpace) -> type[nn.Module]:
+    """The supernet that goes with a search space."""
+    if space.name == "chain":
+        from supernet.chain_model import ChainSuperNet
+
+        return ChainSuperNet
+    return SuperNet

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from supernet.model import SuperNet
+from supernet.model import SuperNet, supernet_class
 from supernet.sampler import Sampler
-from supernet.space import SPACES, Arch
+from supernet.space import Arch, get_space
 from supernet.utils import atomic_write
 
 # Reference archs whose held-out accuracy is logged every epoch: the benchmark's best, a plain
@@ -44,8 +45,7 @@ def net_meta(net: SuperNet) -> dict[str, Any]:
     bn = net.stem[1]
     return {
         "space": net.space.name,
-        "C": net.space.C,
-        "N": net.space.N,
+        "space_config": net.space.config(),
         "num_classes": net.classifier.out_features,
         "in_channels": net.stem[0].in_channels,
         "affine": bn.affine,
@@ -67,12 +67,19 @@ def weights_hash(net: torch.nn.Module) -> str:
 
 
 def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> None:
-    """Raises ValueError naming every field of `expected` in which a checkpoint's meta differs."""
-    diff = [
-        f"{k}: checkpoint has {found.get(k)!r}, config has {v!r}"
-        for k, v in sorted(expected.items())
-        if found.get(k) != v
-    ]
+    """Raises ValueError naming every field of `expected` (nested ones as `a.b`) in which a
+    checkpoint's meta differs."""
+
+    def diffs(f: dict[str, Any], e: dict[str, Any], prefix: str) -> list[str]:
+        out = []
+        for k, v in sorted(e.items()):
+            if isinstance(v, dict) and isinstance(f.get(k), dict):
+                out += diffs(f[k], v, f"{prefix}{k}.")
+            elif f.get(k) != v:
+                out.append(f"{prefix}{k}: checkpoint has {f.get(k)!r}, config has {v!r}")
+        return out
+
+    diff = diffs(found, expected, "")
     if diff:
         raise ValueError(
             f"checkpoint {source} was made for another supernet config: " + "; ".join(diff)
@@ -96,8 +103,8 @@ def load_supernet(
     meta = ckpt["nas"]["meta"]
     if expected is not None:
         check_meta(meta, expected, str(path))
-    space = SPACES[meta["space"]](C=meta["C"], N=meta["N"])
-    net = SuperNet(
+    space = get_space(meta["space"], **meta["space_config"])
+    net = supernet_class(space)(
         space,
         meta["num_classes"],
         meta["in_channels"],
@@ -122,7 +129,8 @@ class SupernetModule(pl.LightningModule):
         optimizer: partial taking the parameters.
         scheduler: partial taking the optimizer (stepped after each epoch's last batch), or None.
         grad_clip: max global gradient norm (0: no clipping).
-        reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`.
+        reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`; None: the
+            NB201 set above, or 4 seeded random archs of another space.
         max_bad_steps: non-finite steps tolerated before stopping with an error.
         channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs).
         arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
@@ -136,7 +144,7 @@ class SupernetModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         grad_clip: float = 5.0,
-        reference_archs: Sequence[str] = DEFAULT_REFERENCE_ARCHS,
+        reference_archs: Sequence[str] | None = None,
         max_bad_steps: int = 10,
         arch_per_rank: bool = False,
         channels_last: bool = False,
@@ -147,7 +155,13 @@ class SupernetModule(pl.LightningModule):
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
         self.arch_per_rank, self.channels_last = arch_per_rank, channels_last
-        self.reference_archs: list[Arch] = [net.space.parse(s) for s in reference_archs]
+        if reference_archs is None and net.space.name == "nb201":
+            reference_archs = DEFAULT_REFERENCE_ARCHS
+        if reference_archs is None:
+            rng = random.Random(0)
+            self.reference_archs = [net.space.sample(rng) for _ in range(4)]
+        else:
+            self.reference_archs = [net.space.parse(s) for s in reference_archs]
         self.meta = net_meta(net)
         self.bad_steps = 0
 

@@ -23,9 +23,7 @@ class Sampler:
         self.rng = random.Random(seed)
 
     def sample(self) -> Arch:
-        return tuple(
-            self.rng.randrange(len(self.space.ops)) for _ in range(self.space.num_decisions)
-        )
+        return self.space.sample(self.rng)
 
     def sample_step(self) -> list[Arch]:
         """The archs one training step accumulates gradients over."""
@@ -57,19 +55,20 @@ class IsomorphismSampler(Sampler):
 
 
 class FairSampler(Sampler):
-    """FairNAS: each step trains len(ops) paths in which every op of every decision appears exactly
-    once (a random permutation per decision); gradients are accumulated over them."""
+    """FairNAS: each step trains as many paths as a decision has ops, and every op of every decision
+    appears in them exactly once (a random permutation per decision; a decision with fewer allowed
+    ops fills the remaining paths with random draws). Gradients are accumulated over the paths."""
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         super().__init__(space, seed)
-        self.paths_per_step = len(space.ops)
+        self.paths_per_step = max(space.choices)
 
     def sample_step(self) -> list[Arch]:
         perms = []
-        for _ in range(self.space.num_decisions):
-            p = list(range(len(self.space.ops)))
+        for n in self.space.choices:
+            p = list(range(n))
             self.rng.shuffle(p)
-            perms.append(p)
+            perms.append(p + [self.rng.randrange(n) for _ in range(self.paths_per_step - n)])
         return [tuple(p[k] for p in perms) for k in range(self.paths_per_step)]
 
     def sample(self) -> Arch:

@@ -8,10 +8,12 @@ Anything that compares with an external benchmark joins on the arch string, neve
 from __future__ import annotations
 
 import itertools
+import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Arch = tuple[int, ...]
 
@@ -56,6 +58,19 @@ class SearchSpace(ABC):
         self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10
     ) -> Cost:
         """FLOPs and params of the standalone network for `arch`."""
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        """How many ops each decision may take."""
+        return (len(self.ops),) * self.num_decisions
+
+    def sample(self, rng: random.Random) -> Arch:
+        """A uniformly random valid arch."""
+        return tuple(rng.randrange(n) for n in self.choices)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that fix the network's layout (stored in checkpoint meta)."""
+        return {}
 
     def check(self, arch: Sequence[int]) -> Arch:
         """Validates an op-index tuple and returns it as an `Arch`."""
@@ -114,6 +129,9 @@ class NB201Space(SearchSpace):
     @property
     def num_decisions(self) -> int:
         return len(self.edges)
+
+    def config(self) -> dict[str, Any]:
+        return {"C": self.C, "N": self.N}
 
     @property
     def num_blocks(self) -> int:
@@ -192,8 +210,12 @@ class NB201Space(SearchSpace):
 SPACES: dict[str, type[SearchSpace]] = {"nb201": NB201Space}
 
 
-def get_space(name: str, **kwargs: int) -> SearchSpace:
-    """Builds a registered search space by name."""
+def get_space(name: str, **kwargs: Any) -> SearchSpace:
+    """Builds a registered search space by name (`nb201`, `chain`)."""
+    if name == "chain" and name not in SPACES:  # imported late: chain_space imports this module
+        from supernet.chain_space import ChainSpace
+
+        SPACES[name] = ChainSpace
     if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; expected one of {sorted(SPACES)}")
+        raise ValueError(f"unknown search space {name!r}; expected one of ['chain', 'nb201']")
     return SPACES[name](**kwargs)

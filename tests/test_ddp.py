@@ -36,7 +36,7 @@ def test_ddp_shared_and_per_rank_archs(tmp_path):
     shared = train_ddp(tmp_path / "shared")
     per_rank = train_ddp(tmp_path / "per_rank", "supernet.arch_per_rank=true")
     for ckpt in (shared, per_rank):
-        assert ckpt["epoch"] == 1 and ckpt["nas"]["meta"]["C"] == 4
+        assert ckpt["epoch"] == 1 and ckpt["nas"]["meta"]["space_config"]["C"] == 4
         assert all(
             torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
         )

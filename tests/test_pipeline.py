@@ -47,3 +47,24 @@ def test_stage_sections_override_one_stage(tmp_path):
         run(cfg)
     rows = list(csv.DictReader(open(tmp_path / "subnets.csv")))
     assert len(rows) == 3 and {r["bn"] for r in rows} == {"batch"}
+
+
+def test_pipeline_on_the_chain_space(tmp_path):
+    """The same scripts, the other search space (its tiny preset: 1,764 archs)."""
+    cfg = make_cfg(
+        "run",
+        tmp_path,
+        [
+            *FAST_FIT,
+            "space=chain_tiny",
+            "supernet=chain",
+            "predictor.pool=mean",
+            "evaluate.num_archs=20",
+        ],
+    )
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        results = run(cfg)
+    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert len(table) == 1764 == len({r["arch"] for r in table})
+    assert results["query"]["best"]["arch"] == table[0]["arch"]
+    assert "|" in table[0]["arch"] and "~" not in table[0]["arch"]  # chain strings, not NB201's

@@ -31,7 +31,9 @@ def test_tiny_training_writes_checkpoint_logs_and_info(tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.*"))
     assert (tmp_path / "train_run.json").is_file()
     net, record = load_supernet(ckpt)
-    assert record["meta"]["C"] == 4 and record["meta"]["space"] == "nb201"
+    assert (
+        record["meta"]["space_config"] == {"C": 4, "N": 1} and record["meta"]["space"] == "nb201"
+    )
     assert net(torch.zeros(2, 1, 8, 8), (3,) * 6).shape == (2, 10)
 
 

@@ -20,7 +20,7 @@ def synflow_net(net: SuperNet, cache: dict) -> SuperNet:
     key = ("synflow_net", id(net))
     if key not in cache:
         bn = net.stem[1]
-        copy = SuperNet(
+        copy = type(net)(
             net.space,
             net.classifier.out_features,
             net.stem[0].in_channels,

@@ -1,0 +1,118 @@
+"""Latency lookup tables: per layer and op, measured on the running machine, summed per arch.
+
+A table holds the median time of every candidate block at its own input shape, plus the fixed part
+of the network (stem, head, classifier), measured after a warm-up on this device. An arch's latency is
+the fixed part plus its blocks; `check_table` compares that sum with whole standalone networks.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from supernet.space import Arch
+from supernet.utils import atomic_write_bytes
+
+
+@dataclass
+class LatencyTable:
+    """Milliseconds per forward pass of `batch_size` images of `input_shape` on `device`."""
+
+    space: str
+    device: str
+    batch_size: int
+    input_shape: list[int]
+    fixed_ms: float
+    op_ms: list[dict[str, float]]  # one dict per layer: op name -> ms (`skip`: 0)
+
+    def latency_ms(self, ops: Sequence[str]) -> float:
+        """The table's latency for an arch given by its op names, one per layer."""
+        if len(ops) != len(self.op_ms):
+            raise ValueError(f"arch has {len(ops)} layers, the latency table {len(self.op_ms)}")
+        return self.fixed_ms + sum(layer[op] for layer, op in zip(self.op_ms, ops))
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_bytes(path, json.dumps(asdict(self), indent=2).encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"latency table {path} does not exist")
+        return cls(**json.loads(path.read_text()))
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of `fn` in ms after `warmup` calls, synchronising CUDA around each call."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(1e3 * (time.perf_counter() - t))
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def measure_table(
+    net: nn.Module,
+    input_shape: Sequence[int],
+    batch_size: int = 1,
+    warmup: int = 5,
+    repeats: int = 20,
+) -> LatencyTable:
+    """Times every block of a chain supernet (`net.blocks[i][op]`) at its layer's input shape, and
+    the stem + head + classifier, in eval mode on the net's device."""
+    device = next(net.parameters()).device
+    net.eval()
+    x = torch.randn(batch_size, *input_shape, device=device)
+    h = net.stem(x)
+    fixed = median_ms(lambda: net.stem(x), device, warmup, repeats)
+    op_ms: list[dict[str, float]] = []
+    for layer in net.blocks:
+        times = {"skip": 0.0}
+        for op, block in layer.items():
+            times[op] = median_ms(lambda b=block, h=h: b(h), device, warmup, repeats)
+        op_ms.append(times)
+        h = next(iter(layer.values()))(h)  # every op of a layer gives the same output shape
+
+    def head() -> torch.Tensor:
+        return net.classifier(net.head_relu(net.head(h)).mean(dim=(2, 3)))
+
+    fixed += median_ms(head, device, warmup, repeats)
+    return LatencyTable(
+        net.space.name, device_name(device), batch_size, list(input_shape), fixed, op_ms
+    )
+
+
+@torch.no_grad()
+def measure_network(
+    net: nn.Module,
+    arch: Arch,
+    input_shape: Sequence[int],
+    batch_size: int = 1,
+    warmup: int = 5,
+    repeats: int = 20,
+) -> float:
+    """Median ms of one whole forward pass of `net` (eval mode) on `arch`."""
+    device = next(net.parameters()).device
+    net.eval()
+    x = torch.randn(batch_size, *input_shape, device=device)
+    return median_ms(lambda: net(x, arch), device, warmup, repeats)
