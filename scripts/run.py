@@ -35,12 +35,14 @@ SHARED = (
 STAGES = {"train": train.run, "evaluate": evaluate.run, "fit": fit.run, "query": query.run}
 
 
-def stage_config(cfg: DictConfig, stage: str, chain: dict[str, Any]) -> DictConfig:
+def stage_config(
+    cfg: DictConfig, stage: str, chain: dict[str, Any], shared: tuple[str, ...] = SHARED
+) -> DictConfig:
     """conf/<stage>.yaml, then this run's shared groups, the stage's section (its non-null keys)
     and the chained files. Needs an initialised Hydra (inside @hydra.main, or `hydra.initialize_config_dir`)."""
     base = compose(config_name=stage)
     with open_dict(base):
-        for key in SHARED:
+        for key in shared:
             if key in base and key in cfg:
                 base[key] = cfg[key]
         base.paths.output_dir = cfg.paths.output_dir

@@ -1,0 +1,162 @@
+"""GCN-guided segment-wise search against random search, same number of supernet evaluations.
+
+    python scripts/benchmark_search.py                     # chain space on digits, CPU, minutes
+    python scripts/benchmark_search.py data=cifar10 data.root=DIR trainer=gpu
+
+Trains one chain supernet, then spends `evaluations` supernet evaluations per method under a FLOPs
+budget: random search measures that many random archs within the budget; the guided search runs the
+segment-wise procedure (GCN fitted per segment) and measures its final candidates. Both methods' top
+archs (by supernet accuracy) are then retrained standalone and tested.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from predictor.segment import segment_search  # noqa: E402
+from scripts import retrain, train  # noqa: E402
+from scripts.run import stage_config  # noqa: E402
+from supernet.evaluator import SubnetEvaluator  # noqa: E402
+from supernet.module import load_supernet  # noqa: E402
+from supernet.space import Arch  # noqa: E402
+from supernet.utils import atomic_write_bytes, git_hash, resolve_device  # noqa: E402
+
+STANDALONE_SHARED = ("seed", "space", "data", "trainer", "logger", "callbacks")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    out = Path(cfg.paths.output_dir)
+    t0 = time.perf_counter()
+    space = instantiate(cfg.space)
+    shape, classes = tuple(cfg.data.input_shape), int(cfg.data.num_classes)
+    rng = random.Random(cfg.seed)
+    flops = sorted(space.cost(space.sample(rng), shape, classes).flops_M for _ in range(2000))
+    budget = cfg.max_flops_M or flops[int(cfg.budget_quantile * (len(flops) - 1))]
+
+    def fits(arch: Arch) -> bool:
+        return space.cost(arch, shape, classes).flops_M <= budget
+
+    # 1. one supernet for both methods
+    tcfg = stage_config(cfg, "train", {})
+    with open_dict(tcfg):
+        tcfg.paths.output_dir = str(out / "train")
+    ckpt = train.run(tcfg)["ckpt_path"]
+    device = resolve_device(cfg.device)
+    net, _ = load_supernet(ckpt)
+    net = net.to(device)
+    data = instantiate(cfg.data, device=str(device))
+    data.setup()
+    evaluator = SubnetEvaluator(
+        net, data.loader("heldout"), "recalibrate", data.loader("train", train=True), 4
+    )
+    cache: dict[Arch, float] = {}
+
+    def measure(archs: list[Arch]) -> list[float]:
+        for a in archs:
+            if a not in cache:
+                cache[a] = evaluator.evaluate(a).acc
+        return [cache[a] for a in archs]
+
+    # 2. random search
+    drawn: dict[Arch, None] = {}
+    while len(drawn) < cfg.evaluations:
+        a = space.sample(rng)
+        if fits(a):
+            drawn.setdefault(a)
+    rand = sorted(zip(drawn, measure(list(drawn))), key=lambda t: -t[1])
+    cache_random = dict(cache)
+
+    # 3. GCN-guided segment-wise search: the same number of evaluations in all
+    cache.clear()
+    n_seg = len(cfg.segments)
+    per_segment = (cfg.evaluations - cfg.top) // n_seg
+
+    def fit(archs: list[Arch], accs: list[float]):
+        predictor = instantiate(cfg.predictor, space=space)
+        predictor.fit(torch.tensor(archs), torch.tensor(accs, dtype=torch.float))
+        return lambda cands: predictor.predict(torch.tensor(cands)).tolist()
+
+    ranked, measured = segment_search(
+        space,
+        cfg.segments,
+        measure,
+        fit,
+        per_segment,
+        top_k=cfg.top,
+        fits=fits,
+        seed=cfg.seed,
+        max_variants=cfg.max_variants,
+    )
+    final = [a for a, _ in ranked]
+    guided = sorted(((a, acc) for a, acc in zip(final, measure(final))), key=lambda t: -t[1])
+    evals_guided = len(cache)
+
+    # 4. retrain each method's top archs standalone
+    def retrain_top(pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
+        rows = []
+        for k, (arch, acc) in enumerate(pairs[: cfg.top]):
+            # retrain.yaml's own sampler (fixed) and standalone BN; the net class of this space
+            rcfg = stage_config(cfg, "retrain", {}, shared=STANDALONE_SHARED)
+            with open_dict(rcfg):
+                rcfg.supernet.net._target_ = cfg.supernet.net._target_
+                rcfg.arch = space.to_str(arch)
+                rcfg.trainer.max_epochs = cfg.retrain_epochs
+                rcfg.paths.output_dir = str(out / f"retrain_{name}_{k}")
+            test = retrain.run(rcfg)["summary"]["test_acc"]
+            rows.append(
+                {
+                    "arch": space.to_str(arch),
+                    "supernet_acc": acc,
+                    "test_acc": test,
+                    "flops_M": space.cost(arch, shape, classes).flops_M,
+                }
+            )
+        return rows
+
+    report = {
+        "space": space.name,
+        "data": cfg.data.name,
+        "budget_flops_M": budget,
+        "evaluations": {"random": len(cache_random), "guided": evals_guided},
+        "random": retrain_top(rand, "random"),
+        "guided": retrain_top(guided, "guided"),
+        "device": str(device),
+        "git": git_hash(),
+        "date": time.strftime("%Y-%m-%d"),
+        "seed": cfg.seed,
+        "total_s": time.perf_counter() - t0,
+    }
+    for name in ("random", "guided"):
+        rows = report[name]
+        report[f"{name}_mean_supernet_acc"] = float(np.mean([r["supernet_acc"] for r in rows]))
+        report[f"{name}_mean_test_acc"] = float(np.mean([r["test_acc"] for r in rows]))
+    atomic_write_bytes(out / "benchmark_search.json", json.dumps(report, indent=2).encode())
+    return report
+
+
+@hydra.main(config_path="../conf", config_name="benchmark_search", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    r = run(cfg)
+    for name in ("random", "guided"):
+        print(
+            f"{name}: {r['evaluations'][name]} supernet evaluations; top {len(r[name])} mean "
+            f"supernet acc {r[name + '_mean_supernet_acc']:.2f}, retrained test acc "
+            f"{r[name + '_mean_test_acc']:.2f} (FLOPs budget {r['budget_flops_M']:.3g} M)"
+        )
+
+
+if __name__ == "__main__":
+    main()

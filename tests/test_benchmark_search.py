@@ -1,0 +1,30 @@
+from hydra import initialize_config_dir
+
+from scripts.benchmark_search import run
+from tests.conftest import CONF, make_cfg
+
+
+def test_tiny_search_benchmark(tmp_path):
+    cfg = make_cfg(
+        "benchmark_search",
+        tmp_path,
+        [
+            "space=chain_tiny",
+            "evaluations=12",
+            "segments=[[0,1],[2,3]]",
+            "top=2",
+            "retrain_epochs=1",
+            "predictor.ensemble=1",
+            "predictor.epochs=10",
+        ],
+    )
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        report = run(cfg)
+    assert report["evaluations"]["random"] == 12 >= report["evaluations"]["guided"]
+    for name in ("random", "guided"):
+        rows = report[name]
+        assert len(rows) == 2
+        assert all(r["flops_M"] <= report["budget_flops_M"] for r in rows)
+        assert all(0 <= r["test_acc"] <= 100 for r in rows)
+        assert rows[0]["supernet_acc"] >= rows[1]["supernet_acc"]
+    assert (tmp_path / "benchmark_search.json").is_file()
