@@ -319,3 +319,16 @@ def test_sigkill_mid_fit_leaves_the_old_table_whole(tmp_path: Path) -> None:
     )
     rows = list(csv.DictReader(open(out["table"])))
     assert len(rows) == SPACE.size == len({r["arch"] for r in rows})
+
+
+def test_same_seed_same_table(tmp_path: Path) -> None:
+    samples = write_samples(tmp_path / "s.csv", n=30)
+    tables = []
+    for name in ("a", "b"):
+        cfg = compose_cfg(
+            "fit",
+            tmp_path / name,
+            [f"samples={samples}", "predictor.ensemble=1", "predictor.epochs=5"],
+        )
+        tables.append(Path(fit.run(cfg)["table"]).read_bytes())
+    assert tables[0] == tables[1]
