@@ -251,23 +251,11 @@ class GCNPredictor:
         return torch.cat(out) * self.y_std + self.y_mean
 
     def state_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "hparams": dict(self.hparams),
-            "y_mean": self.y_mean,
-            "y_std": self.y_std,
-            "u_channels": self.u_channels,
-            "members": [m.state_dict() for m in self.members],
-        }
+        return {**_fitted_state(self), "members": [m.state_dict() for m in self.members]}
 
     @classmethod
     def from_state(cls, space: SearchSpace, state: dict) -> GCNPredictor:
-        pred = cls(space, **state["hparams"])
-        pred.y_mean, pred.y_std, pred.u_channels = (
-            state["y_mean"],
-            state["y_std"],
-            state["u_channels"],
-        )
+        pred = _restore_fitted(cls, space, state)
         pred.members = []
         for sd in state["members"]:
             model = pred._new_model()
@@ -317,21 +305,30 @@ class RidgePredictor:
         return (self._design(ops, u) @ self.w).float() * self.y_std + self.y_mean
 
     def state_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "hparams": dict(self.hparams),
-            "y_mean": self.y_mean,
-            "y_std": self.y_std,
-            "u_channels": self.u_channels,
-            "w": self.w,
-        }
+        return {**_fitted_state(self), "w": self.w}
 
     @classmethod
     def from_state(cls, space: SearchSpace, state: dict) -> RidgePredictor:
-        pred = cls(space, **state["hparams"])
-        pred.y_mean, pred.y_std = state["y_mean"], state["y_std"]
-        pred.u_channels, pred.w = state["u_channels"], state["w"]
+        pred = _restore_fitted(cls, space, state)
+        pred.w = state["w"]
         return pred
+
+
+def _fitted_state(pred: GCNPredictor | RidgePredictor) -> dict:
+    """What every predictor saves besides its weights: kind, hyper-parameters, target scaling."""
+    return {
+        "kind": pred.kind,
+        "hparams": dict(pred.hparams),
+        "y_mean": pred.y_mean,
+        "y_std": pred.y_std,
+        "u_channels": pred.u_channels,
+    }
+
+
+def _restore_fitted(cls: type, space: SearchSpace, state: dict) -> Any:
+    pred = cls(space, **state["hparams"])
+    pred.y_mean, pred.y_std, pred.u_channels = state["y_mean"], state["y_std"], state["u_channels"]
+    return pred
 
 
 PREDICTORS = {"gcn": GCNPredictor, "ridge": RidgePredictor}

@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from supernet.proxies import (  # noqa: E402
     score_archs,
 )
 from supernet.space import NB201Space  # noqa: E402
+from supernet.utils import git_hash  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
 
@@ -48,9 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=1000, help="random archs to score")
     p.add_argument("--arch-seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="batch/init seeds")
-    p.add_argument("--proxies", nargs="+", default=["wrcor", "naswot", "synflow", "params", "flops"])
-    p.add_argument("--extra-seed-proxies", nargs="+", default=None,
-                   help="proxies scored for seeds after the first (default: all)")
+    p.add_argument(
+        "--proxies", nargs="+", default=["wrcor", "naswot", "synflow", "params", "flops"]
+    )
+    p.add_argument(
+        "--extra-seed-proxies",
+        nargs="+",
+        default=None,
+        help="proxies scored for seeds after the first (default: all)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--C", type=int, default=16)
     p.add_argument("--N", type=int, default=5)
@@ -60,18 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def git_hash() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def correlations(scores: list[float], truth: list[float]) -> dict[str, float]:
-    return {"spearman": float(stats.spearmanr(scores, truth).statistic),
-            "kendall": float(stats.kendalltau(scores, truth).statistic)}
+    return {
+        "spearman": float(stats.spearmanr(scores, truth).statistic),
+        "kendall": float(stats.kendalltau(scores, truth).statistic),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,14 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     if not bench.is_file():
         print(f"skip: benchmark table {bench} not found (needs ../shared next to the repo)")
         return 0
-    if not (data_root / "train.npz").is_file() and not (data_root / "cifar-10-batches-py").is_dir():
-        print(f"skip: CIFAR-10 not found in {data_root}; decode it with "
-              f"`python {ROOT.parent / 'shared/tools/cifar10_from_jpeg.py'} {data_root}`")
+    if (
+        not (data_root / "train.npz").is_file()
+        and not (data_root / "cifar-10-batches-py").is_dir()
+    ):
+        print(
+            f"skip: CIFAR-10 not found in {data_root}; decode it with "
+            f"`python {ROOT.parent / 'shared/tools/cifar10_from_jpeg.py'} {data_root}`"
+        )
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -96,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         truth = {row["arch"]: float(row["cifar10_test"]) for row in csv.DictReader(f)}
     space = NB201Space(C=args.C, N=args.N)
     g = torch.Generator().manual_seed(args.arch_seed)
-    archs = [space.from_index(i) for i in torch.randperm(space.size, generator=g)[: args.n].tolist()]
+    archs = [
+        space.from_index(i) for i in torch.randperm(space.size, generator=g)[: args.n].tolist()
+    ]
     acc = [truth[space.to_str(a)] for a in archs]
 
     dm = NASDataModule(name="cifar10", root=str(data_root), seed=0, device="cpu")
@@ -104,15 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     x_train, y_train = dm.splits["train"]
     result: dict = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_hash(), "device": str(device),
-        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "argv": sys.argv, "n_archs": len(archs),
-        "space": {"C": args.C, "N": args.N}, "batch_size": args.batch_size, "seeds": {},
+        "commit": git_hash(),
+        "device": str(device),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "argv": sys.argv,
+        "n_archs": len(archs),
+        "space": {"C": args.C, "N": args.N},
+        "batch_size": args.batch_size,
+        "seeds": {},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for k, seed in enumerate(args.seeds):
-        names = args.proxies if k == 0 or args.extra_seed_proxies is None else args.extra_seed_proxies
+        names = (
+            args.proxies if k == 0 or args.extra_seed_proxies is None else args.extra_seed_proxies
+        )
         x, y = fixed_batch(x_train, y_train, dm.mean, dm.std, args.batch_size, seed, device)
         net = build_scoring_net(space, 10, 3, seed, device)
         ctx = ProxyContext(space, (3, 32, 32), 10)
@@ -123,13 +140,19 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            vals = [s[name] for chunk in score_archs(net, archs, x, y, [name], ctx, chunk=32)
-                    for _, s in chunk]
+            vals = [
+                s[name]
+                for chunk in score_archs(net, archs, x, y, [name], ctx, chunk=32)
+                for _, s in chunk
+            ]
             ms = (time.perf_counter() - t0) / len(archs) * 1e3
             scores[name] = vals
             res["proxies"][name] = {**correlations(vals, acc), "ms_per_arch": ms}
-            print(f"seed {seed} {name:8s} spearman {res['proxies'][name]['spearman']:.4f} "
-                  f"kendall {res['proxies'][name]['kendall']:.4f} {ms:.1f} ms/arch", flush=True)
+            print(
+                f"seed {seed} {name:8s} spearman {res['proxies'][name]['spearman']:.4f} "
+                f"kendall {res['proxies'][name]['kendall']:.4f} {ms:.1f} ms/arch",
+                flush=True,
+            )
             res["ridge"] = ctx.counts()
             out.write_text(json.dumps(result, indent=2))
         live = [n for n in ("wrcor", "naswot", "synflow") if n in scores]
@@ -137,10 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             if len(subset) >= 2:
                 v = rank_vote(scores, subset).tolist()
                 res["proxies"][label] = correlations(v, acc)
-                print(f"seed {seed} {label} spearman {res['proxies'][label]['spearman']:.4f} "
-                      f"kendall {res['proxies'][label]['kendall']:.4f}", flush=True)
-        torch.save({"archs": [space.to_str(a) for a in archs], "scores": scores},
-                   out.with_suffix(f".seed{seed}.pt"))
+                print(
+                    f"seed {seed} {label} spearman {res['proxies'][label]['spearman']:.4f} "
+                    f"kendall {res['proxies'][label]['kendall']:.4f}",
+                    flush=True,
+                )
+        torch.save(
+            {"archs": [space.to_str(a) for a in archs], "scores": scores},
+            out.with_suffix(f".seed{seed}.pt"),
+        )
         out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0
