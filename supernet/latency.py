@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from supernet.chain_model import InvertedResidual
+from supernet.chain_space import parse_op
 from supernet.space import Arch
 from supernet.utils import atomic_write_bytes
 
@@ -78,20 +80,25 @@ def measure_table(
     warmup: int = 5,
     repeats: int = 20,
 ) -> LatencyTable:
-    """Times every block of a chain supernet (`net.blocks[i][op]`) at its layer's input shape, and
-    the stem + head + classifier, in eval mode on the net's device."""
+    """Times every op of every layer of a chain supernet at its layer's input shape, each as the
+    standalone block a retrained network would hold (not a slice of the supernet's entangled
+    weights), and the stem + head + classifier, in eval mode on the net's device."""
     device = next(net.parameters()).device
     net.eval()
     x = torch.randn(batch_size, *input_shape, device=device)
     h = net.stem(x)
     fixed = median_ms(lambda: net.stem(x), device, warmup, repeats)
     op_ms: list[dict[str, float]] = []
-    for layer in net.blocks:
+    for layer in net.space.chain:
         times = {"skip": 0.0}
-        for op, block in layer.items():
+        for op in net.space.ops[: net.space.skip]:
+            block = InvertedResidual(
+                layer.c_in, layer.c_out, *parse_op(op), layer.stride, True, True
+            )
+            block = block.to(device).eval()
             times[op] = median_ms(lambda b=block, h=h: b(h), device, warmup, repeats)
         op_ms.append(times)
-        h = next(iter(layer.values()))(h)  # every op of a layer gives the same output shape
+        h = block(h)  # every op of a layer gives the same output shape
 
     def head() -> torch.Tensor:
         return net.classifier(net.head_relu(net.head(h)).mean(dim=(2, 3)))

@@ -43,7 +43,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def net_meta(net: SuperNet) -> dict[str, Any]:
     """Everything that fixes the supernet's parameter layout; stored in and checked against checkpoints."""
     bn = net.stem[1]
-    return {
+    meta = {
         "space": net.space.name,
         "space_config": net.space.config(),
         "num_classes": net.classifier.out_features,
@@ -51,6 +51,9 @@ def net_meta(net: SuperNet) -> dict[str, Any]:
         "affine": bn.affine,
         "track_running_stats": bn.track_running_stats,
     }
+    if hasattr(net, "weights"):  # a block layout beyond what the space fixes (the chain's)
+        meta["weights"] = net.weights
+    return meta
 
 
 def meta_hash(meta: dict[str, Any]) -> str:

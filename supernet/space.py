@@ -41,6 +41,12 @@ class SearchSpace(ABC):
     def size(self) -> int:
         return len(self.ops) ** self.num_decisions
 
+    @property
+    def enumerable(self) -> bool:
+        """Whether `all_archs()` lists the space, so that a whole-space table can be written
+        (spaces with a `max_enumerate` refuse above it; the others always list)."""
+        return self.size <= getattr(self, "max_enumerate", self.size)
+
     @abstractmethod
     def parse(self, arch_str: str) -> Arch:
         """Arch string -> arch; raises ValueError naming the string and the expected format."""

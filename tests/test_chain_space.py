@@ -9,11 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from predictor.module import torch_threads
 from supernet.chain_model import ChainSuperNet
-from supernet.chain_space import ChainSpace
+from supernet.chain_space import ChainSpace, parse_op
 from supernet.evaluator import SubnetEvaluator
+from supernet.module import check_meta, net_meta
 
 
 @pytest.fixture(autouse=True)
@@ -31,26 +33,12 @@ def tiny() -> ChainSpace:
 
 
 def direct_cost(net: nn.Module, arch: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, int]:
-    """MACs by forward hooks on Conv2d / Linear (bias included) and params by counting."""
-    macs = []
-
-    def hook(m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        if isinstance(m, nn.Conv2d):
-            per_out = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-            macs.append(out[0].numel() * (per_out + (m.bias is not None)))
-        else:
-            macs.append(m.in_features * m.out_features + m.out_features)
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear)
-    ]
-    with torch.no_grad():
-        net(torch.zeros(1, *shape), arch)
-    for h in handles:
-        h.remove()
-    return sum(macs), sum(p.numel() for p in net.parameters())
+    """MACs by torch's FLOP counter over one forward pass (convs and matmuls, 2 FLOPs a MAC; plus
+    the classifier's bias, which the counter leaves out) and params by counting."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.eval()(torch.zeros(1, *shape), arch)
+    macs = counter.get_total_flops() // 2 + net.classifier.out_features
+    return macs, sum(p.numel() for p in net.parameters())
 
 
 def test_sizes_and_index_round_trip() -> None:
@@ -105,24 +93,57 @@ def test_cost_equals_direct_count(preset: str) -> None:
         assert cost.params_M * 1e6 == pytest.approx(params, abs=0.5)
 
 
-def test_supernet_runs_only_the_sampled_path() -> None:
-    space = tiny()
+def test_supernet_runs_only_the_sampled_slice() -> None:
+    space = tiny()  # widths 8, 16: layer 2 goes 8 -> 16 with stride 2
     net = ChainSuperNet(space, 10, 1)
-    arch = (1, 6, 4, 2)
+    arch = (1, 6, 4, 2)  # ir_k3_e6 | skip | ir_k7_e3 | ir_k5_e3
     out = net(torch.randn(4, 1, 8, 8), arch)
     assert out.shape == (4, 10)
     out.sum().backward()
-    for i, block in enumerate(net.blocks):
-        for op, m in block.items():
-            grads = [p.grad for p in m.parameters()]
-            if space.ops[arch[i]] == op:
-                assert all(g is not None and g.abs().sum() > 0 for g in grads)
-            else:
-                assert all(g is None for g in grads), (i, op)
-    assert "skip" not in net.blocks[1]
+    assert all(p.grad is None for p in net.blocks[1].parameters())  # skipped
+    for i in (0, 2, 3):
+        k, e = parse_op(space.ops[arch[i]])
+        block, hidden, o = net.blocks[i], space.chain[i].c_in * e, (7 - k) // 2
+        inside = torch.zeros_like(block.depthwise.weight, dtype=torch.bool)
+        inside[:hidden, :, o : o + k, o : o + k] = True
+        dw = block.depthwise.weight.grad
+        assert dw[inside].abs().sum() > 0 and not dw[~inside].any(), i
+        assert block.expand.weight.grad[:hidden].abs().sum() > 0
+        assert not block.expand.weight.grad[hidden:].any()
+        assert not block.project.weight.grad[:, hidden:].any()
     assert set(net.block_index().values()) == {-1, 0, 1, 2, 3, 4}
     with pytest.raises(ValueError, match="standalone network"):
         ChainSuperNet(space, 10, 1, arch=arch)(torch.randn(2, 1, 8, 8), (0, 0, 0, 0))
+
+
+def test_standalone_with_the_supernet_slices_computes_the_same_function() -> None:
+    torch.manual_seed(0)
+    space = tiny()
+    arch = (5, 3, 0, 6)  # ir_k7_e6 | ir_k5_e6 | ir_k3_e3 | skip
+    net = ChainSuperNet(space, 10, 1, affine=True, track_running_stats=True)
+    alone = ChainSuperNet(space, 10, 1, affine=True, track_running_stats=True, arch=arch)
+    state = {}
+    for name, t in alone.state_dict().items():
+        src = net.state_dict()[name]
+        if t.dim() == 4 and t.shape[-1] < src.shape[-1]:  # a smaller depthwise kernel: the centre
+            o = (src.shape[-1] - t.shape[-1]) // 2
+            src = src[..., o : o + t.shape[-1], o : o + t.shape[-2]]
+        state[name] = src[tuple(slice(0, n) for n in t.shape)] if t.dim() else src
+    alone.load_state_dict(state)
+    x = torch.randn(6, 1, 8, 8)
+    for mode in (True, False):  # batch statistics, then the (sliced) running statistics
+        net.train(mode), alone.train(mode)
+        torch.testing.assert_close(net(x, arch), alone(x, arch))
+    for name, buf in alone.named_buffers():
+        if "running_mean" in name:  # the sliced running statistics were updated in place
+            assert torch.equal(net.get_buffer(name)[: len(buf)], buf), name
+
+
+def test_a_checkpoint_without_the_entangled_layout_is_refused_by_name() -> None:
+    meta = net_meta(ChainSuperNet(tiny(), 10, 1))
+    old = {k: v for k, v in meta.items() if k != "weights"}  # one block per op, before entangling
+    with pytest.raises(ValueError, match="weights: checkpoint has None, config has 'entangled'"):
+        check_meta(old, meta, "old.ckpt")
 
 
 def test_training_steps_reduce_the_loss() -> None:
