@@ -4,7 +4,8 @@ The score is usually the fitted predictor (`lambda archs: predictor.predict(ops(
 `score(archs) -> list[float]` (higher is better) works: a zero-shot proxy, a supernet evaluation. Each
 generation keeps the best `parents` of the population and refills it with mutants (every decision
 redrawn with probability `mutate_prob`) and uniform crossovers of two parents, as OFA's search does.
-Candidates over a FLOPs / params budget are rejected before scoring, and no arch is scored twice.
+Candidates over a FLOPs / params budget, or failing an extra `constraint` (a latency budget, say),
+are rejected before scoring, and no arch is scored twice.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from functools import partial
 from supernet.space import Arch, SearchSpace
 
 Score = Callable[[list[Arch]], Sequence[float]]
+
+
+class NoArchFits(ValueError):
+    """Not one random arch met the budgets and the constraint; the message says what was seen."""
 
 
 class EvolutionSearch:
@@ -34,6 +39,8 @@ class EvolutionSearch:
         mutate_prob: probability of redrawing each decision of a mutant.
         crossover_fraction: part of the children made by crossover (the rest by mutation).
         max_flops_M, max_params_M: budgets (None: no budget).
+        constraint: an extra test every arch must pass (e.g. a latency budget); its `repr` is
+            quoted when no arch passes, so it can say what it wanted and what it saw.
         input_shape, num_classes: what the costs are computed for.
         seed: seed of the search's own generator.
         max_tries: candidate draws per wanted arch before giving up.
@@ -49,6 +56,7 @@ class EvolutionSearch:
         crossover_fraction: float = 0.5,
         max_flops_M: float | None = None,
         max_params_M: float | None = None,
+        constraint: Callable[[Arch], bool] | None = None,
         input_shape: Sequence[int] = (3, 32, 32),
         num_classes: int = 10,
         seed: int = 0,
@@ -67,6 +75,7 @@ class EvolutionSearch:
         self.population_size, self.parents = population_size, parents
         self.mutate_prob, self.crossover_fraction = mutate_prob, crossover_fraction
         self.max_flops_M, self.max_params_M = max_flops_M, max_params_M
+        self.constraint = constraint
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.max_tries = max_tries
         self.rng = random.Random(seed)
@@ -78,15 +87,17 @@ class EvolutionSearch:
         self._smallest = (math.inf, math.inf)  # smallest flops, params met (for the error)
 
     def fits(self, arch: Arch) -> bool:
-        """Whether `arch` meets every budget."""
+        """Whether `arch` meets every budget and the constraint."""
         if arch not in self._fits:
             c = self.space.cost(arch, self.input_shape, self.num_classes)
             self._smallest = (
                 min(self._smallest[0], c.flops_M),
                 min(self._smallest[1], c.params_M),
             )
-            self._fits[arch] = (self.max_flops_M is None or c.flops_M <= self.max_flops_M) and (
-                self.max_params_M is None or c.params_M <= self.max_params_M
+            self._fits[arch] = (
+                (self.max_flops_M is None or c.flops_M <= self.max_flops_M)
+                and (self.max_params_M is None or c.params_M <= self.max_params_M)
+                and (self.constraint is None or bool(self.constraint(arch)))
             )
         return self._fits[arch]
 
@@ -141,17 +152,18 @@ class EvolutionSearch:
         """Runs the search; returns every arch scored, best first (ties: first scored first).
 
         Raises:
-            ValueError: when not one random arch meets the budgets in `max_tries` draws per
-                population member.
+            NoArchFits: when not one random arch meets the budgets and the constraint in
+                `max_tries` draws per population member.
         """
         taken = set(self.scores)
         population = self._draw(self.random_arch, self.population_size, taken)
         if not population:
-            raise ValueError(
+            extra = "" if self.constraint is None else f", constraint {self.constraint!r}"
+            raise NoArchFits(
                 f"no arch met the budgets max_flops_M={self.max_flops_M}, "
-                f"max_params_M={self.max_params_M} in {self.population_size * self.max_tries} "
-                f"random draws; smallest seen: {self._smallest[0]:.4g} MFLOPs, "
-                f"{self._smallest[1]:.4g} M params"
+                f"max_params_M={self.max_params_M}{extra} in "
+                f"{self.population_size * self.max_tries} random draws; smallest seen: "
+                f"{self._smallest[0]:.4g} MFLOPs, {self._smallest[1]:.4g} M params"
             )
         self._score(population)
         for _ in range(generations):

@@ -3,12 +3,16 @@ table (best first), a fit plot and metrics.
 
     python scripts/fit.py samples=subnets.csv [table=table.csv] [features=zeroshot.csv]
         [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
+
+A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
+and metrics but no table; scripts/search.py searches it with the checkpoint.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,19 +72,46 @@ def plot_fit(
         plt.close(fig)
 
 
+def refuse_features(cfg: DictConfig, space_size: int) -> None:
+    """Per-arch features are standardised over the whole space, and an arch never sampled would
+    need them too: a space too large to list has neither."""
+    for key, value in (("use_cost_features", cfg.use_cost_features), ("features", cfg.features)):
+        if value:
+            raise DataError(
+                f"{key}={value}: per-arch features are rank-standardised over every arch of the "
+                f"space, and this space has {space_size:.3g} archs (too many to list); fit "
+                f"without {key}"
+            )
+
+
+def check_finite(values: np.ndarray, name_of: Callable[[int], str], samples: str) -> None:
+    """A diverged fit: say so, and write nothing."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise FloatingPointError(
+            f"the fitted predictor gave {int(bad.sum())} non-finite scores (first: "
+            f"{name_of(int(np.flatnonzero(bad)[0]))}); nothing written. Lower predictor.lr or "
+            f"check {samples}"
+        )
+
+
 def run(cfg: DictConfig) -> dict:
     """Reads samples (and features), fits, predicts every arch, writes the outputs.
 
     Returns:
-        metrics (`fit/*`), output paths, the predictor, and the table's first rows.
+        metrics (`fit/*`), output paths (`table` None for a space too large to list), the
+        predictor, and the table's first rows (none without a table).
     """
     start = time.perf_counter()
     space = hydra.utils.instantiate(cfg.space)
+    tabulate = space.enumerable
+    if not tabulate:
+        refuse_features(cfg, space.size)
     # everything is read and validated before anything is written
     archs, acc, counts = read_samples(cfg.samples, space)
     if len(archs) < 2:
         raise DataError(f"{cfg.samples}: {len(archs)} distinct arch(s); fitting needs at least 2")
-    costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))
+    costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes)) if tabulate else None
     extra = None
     if cfg.features:
         cols = list(cfg.feature_columns) if cfg.feature_columns else None
@@ -96,31 +127,32 @@ def run(cfg: DictConfig) -> dict:
     metrics.update(predictor.fit(ops, torch.tensor(acc, dtype=torch.float), u))
     metrics["fit/fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    scores = predict_all(predictor, space, u_all, int(cfg.predict_batch_size))
+    if tabulate:
+        scores = predict_all(predictor, space, u_all, int(cfg.predict_batch_size))
+        check_finite(scores, lambda i: space.to_str(space.from_index(i)), cfg.samples)
+        train_pred = scores[idx.numpy()]
+    else:  # no table: only the samples are predicted
+        train_pred = predictor.predict(ops, u, batch_size=int(cfg.predict_batch_size)).numpy()
+        train_pred = train_pred.astype(np.float64)
+        check_finite(train_pred, lambda i: space.to_str(archs[i]), cfg.samples)
     metrics["fit/predict_s"] = time.perf_counter() - t0
-    bad = ~np.isfinite(scores)
-    if bad.any():  # a diverged fit: say so, and write no table
-        first = space.to_str(space.from_index(int(np.flatnonzero(bad)[0])))
-        raise FloatingPointError(
-            f"the fitted predictor gave {int(bad.sum())} non-finite scores (first: {first}); "
-            f"no table written. Lower predictor.lr or check {cfg.samples}"
-        )
-    train_pred = scores[idx.numpy()]
     metrics["fit/train_tau"] = float(kendalltau(train_pred, acc)[0])
 
     config = OmegaConf.to_container(cfg, resolve=True)
     sha, git = file_sha256(cfg.samples), git_hash()
     measured = {a: (float(m), int(c)) for a, m, c in zip(archs, acc, counts)}
     save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
-    rows = table_rows(space, scores, costs, measured)
-    extra = []
-    if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
-        lat = LatencyTable.load(cfg.latency_table)
-        for row in rows:
-            ops = [space.ops[a] for a in space.parse(row[1])]
-            row.append(f"{lat.latency_ms(ops):.6g}")
-        extra = ["latency_ms"]
-    write_table(cfg.table, rows, extra)
+    rows = []
+    if tabulate:
+        rows = table_rows(space, scores, costs, measured)
+        extra = []
+        if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
+            lat = LatencyTable.load(cfg.latency_table)
+            for row in rows:
+                ops = [space.ops[a] for a in space.parse(row[1])]
+                row.append(f"{lat.latency_ms(ops):.6g}")
+            extra = ["latency_ms"]
+        write_table(cfg.table, rows, extra)
     plot_fit(
         cfg.plot,
         acc,
@@ -140,7 +172,7 @@ def run(cfg: DictConfig) -> dict:
     )
     return {
         "metrics": metrics,
-        "table": str(cfg.table),
+        "table": str(cfg.table) if tabulate else None,
         "checkpoint": str(cfg.checkpoint),
         "plot": str(cfg.plot),
         "predictor": predictor,
@@ -156,9 +188,12 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     m = out["metrics"]
+    where = f"table -> {out['table']}"
+    if out["table"] is None:
+        where = f"no table (space too large): scripts/search.py checkpoint={out['checkpoint']}"
     print(
         f"fitted {m['fit/samples']} archs in {m['fit/fit_s']:.1f} s "
-        f"(train tau {m['fit/train_tau']:.3f}); table -> {out['table']}"
+        f"(train tau {m['fit/train_tau']:.3f}); {where}"
     )
     for row in out["top"][:5]:
         print("  ", *row[:4])

@@ -3,6 +3,9 @@
 Each stage is the stage script's own `run(cfg)`, given its own composed config (conf/<stage>.yaml)
 with the shared groups and seed of this run, the stage's section of conf/run.yaml, and the file the
 previous stage wrote. All outputs land in one folder.
+
+A space too large to tabulate (the 20-layer chain) has no table to query: `search` runs in place of
+`query`, from fit's checkpoint, with the query section's budgets where the search section has none.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hydra import compose  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from predictor.io import DataError  # noqa: E402
-from scripts import evaluate, fit, query, train  # noqa: E402
+from scripts import evaluate, fit, query, search, train  # noqa: E402
 from scripts.query import BudgetError  # noqa: E402
 
 SHARED = (
@@ -32,7 +35,15 @@ SHARED = (
     "callbacks",
     "predictor",
 )
-STAGES = {"train": train.run, "evaluate": evaluate.run, "fit": fit.run, "query": query.run}
+STAGES = {
+    "train": train.run,
+    "evaluate": evaluate.run,
+    "fit": fit.run,
+    "query": query.run,
+    "search": search.run,
+}
+# the query section's keys that a search in its place takes over
+QUERY_TO_SEARCH = ("top_k", "max_flops_M", "max_params_M", "max_latency_ms")
 
 
 def stage_config(
@@ -55,20 +66,35 @@ def stage_config(
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Runs `cfg.stages` in order; returns each stage's result."""
+    """Runs `cfg.stages` in order (`search` for `query` when the space is too large to tabulate);
+    returns each stage's result."""
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     out = Path(cfg.paths.output_dir)
+    stages = list(cfg.stages)
+    space = hydra.utils.instantiate(cfg.space)
+    swapped = "query" in stages and not space.enumerable
+    if swapped:
+        stages = list(dict.fromkeys("search" if s == "query" else s for s in stages))
+        print(
+            f"space {space.name} has {space.size:.3g} archs, too many for a table: running "
+            "`search` in place of `query`"
+        )
     results: dict[str, Any] = {}
     chain: dict[str, Any] = {}
-    for stage in cfg.stages:
+    for stage in stages:
         if stage == "evaluate":
             chain = {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
         elif stage == "fit":
             chain = {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
         elif stage == "query":
             chain = {"table": results["fit"]["table"]} if "fit" in results else {}
+        elif stage == "search":
+            section = (cfg.get("query") or {}) if swapped else {}
+            chain = {k: section[k] for k in QUERY_TO_SEARCH if section.get(k) is not None}
+            if "fit" in results:
+                chain["checkpoint"] = results["fit"]["checkpoint"]
         else:
             chain = {}
         results[stage] = STAGES[stage](stage_config(cfg, stage, chain))
@@ -85,6 +111,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     if "query" in results:
         query.print_top(results["query"], str(cfg.query.score_column or "score"))
+    if "search" in results:
+        query.print_top(results["search"], "score")
     print(f"pipeline outputs in {results['output_dir']}")
 
 
