@@ -54,7 +54,8 @@ class GCNPredictor:
 
     Args:
         space: the cell search space the op indices belong to.
-        hidden_channels, num_layers, dropout, pool: the `predictor.model.GCN` options.
+        hidden_channels, num_layers, dropout, pool: the `predictor.model.GCN` options; `pool="auto"`
+            is `mean` on the chain space (a path of layers) and `output` (the cell output) on cells.
         prune, undirected: the `predictor.graph` encoding options.
         loss: `mse` (standardised targets), `rank` (pairwise logistic) or `both` (their sum,
             the rank part weighted by `rank_weight`).
@@ -77,7 +78,7 @@ class GCNPredictor:
         hidden_channels: int = 64,
         num_layers: int = 4,
         dropout: float = 0.0,
-        pool: str = "output",
+        pool: str = "auto",
         prune: bool = True,
         undirected: bool = True,
         loss: str = "both",
@@ -99,6 +100,8 @@ class GCNPredictor:
         if ensemble < 1:
             raise ValueError(f"ensemble={ensemble} must be at least 1")
         self.space = space
+        if pool == "auto":
+            pool = "mean" if space.name == "chain" else "output"
         self.hparams: dict[str, Any] = dict(
             hidden_channels=hidden_channels,
             num_layers=num_layers,
@@ -118,7 +121,7 @@ class GCNPredictor:
             seed=seed,
             num_threads=num_threads,
         )
-        if space.name == "chain":  # a path of layers; `pool: mean` suits it best
+        if space.name == "chain":  # a path of layers
             from predictor.chain_graph import ChainGraphEncoder
 
             self.encoder = ChainGraphEncoder(space, undirected=undirected)

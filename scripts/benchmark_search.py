@@ -108,10 +108,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     def retrain_top(pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
         rows = []
         for k, (arch, acc) in enumerate(pairs[: cfg.top]):
-            # retrain.yaml's own sampler (fixed) and standalone BN; the net class of this space
+            # retrain.yaml's own sampler (fixed) and standalone BN
             rcfg = stage_config(cfg, "retrain", {}, shared=STANDALONE_SHARED)
             with open_dict(rcfg):
-                rcfg.supernet.net._target_ = cfg.supernet.net._target_
                 rcfg.arch = space.to_str(arch)
                 rcfg.trainer.max_epochs = cfg.retrain_epochs
                 rcfg.paths.output_dir = str(out / f"retrain_{name}_{k}")

@@ -103,6 +103,17 @@ class SuperNet(nn.Module):
         return index
 
 
+def build_supernet(
+    space: SearchSpace,
+    num_classes: int,
+    in_channels: int = 3,
+    affine: bool = False,
+    track_running_stats: bool = False,
+) -> nn.Module:
+    """The supernet of `space` (the config's `supernet.net` target): see `supernet_class`."""
+    return supernet_class(space)(space, num_classes, in_channels, affine, track_running_stats)
+
+
 def supernet_class(space: SearchSpace) -> type[nn.Module]:
     """The supernet that goes with a search space."""
     if space.name == "chain":

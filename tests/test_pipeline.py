@@ -57,8 +57,6 @@ def test_pipeline_on_the_chain_space(tmp_path):
         [
             *FAST_FIT,
             "space=chain_tiny",
-            "supernet=chain",
-            "predictor.pool=mean",
             "evaluate.num_archs=20",
         ],
     )

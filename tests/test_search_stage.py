@@ -24,7 +24,6 @@ from tests.conftest import CONF, make_cfg
 SPACE = ChainSpace()
 FIT = [
     "space=chain",
-    "predictor.pool=mean",
     "predictor.ensemble=1",
     "predictor.epochs=150",
     "predictor.hidden_channels=16",
