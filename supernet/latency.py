@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +26,11 @@ from supernet.utils import atomic_write_bytes
 
 @dataclass
 class LatencyTable:
-    """Milliseconds per forward pass of `batch_size` images of `input_shape` on `device`."""
+    """Milliseconds per forward pass of `batch_size` images of `input_shape` on `device`.
+
+    An arch's latency is `offset_ms + scale * (fixed_ms + its ops' ms)`: the raw sum, corrected by
+    a line fitted to whole networks measured on the same device (`calibrate`; identity until then).
+    """
 
     space: str
     device: str
@@ -33,12 +38,35 @@ class LatencyTable:
     input_shape: list[int]
     fixed_ms: float
     op_ms: list[dict[str, float]]  # one dict per layer: op name -> ms (`skip`: 0)
+    scale: float = 1.0
+    offset_ms: float = 0.0
 
-    def latency_ms(self, ops: Sequence[str]) -> float:
-        """The table's latency for an arch given by its op names, one per layer."""
+    def latency_ms(self, ops: Sequence[str], calibrated: bool = True) -> float:
+        """The table's latency for an arch given by its op names, one per layer (`calibrated=False`:
+        the raw sum of the measured parts)."""
         if len(ops) != len(self.op_ms):
             raise ValueError(f"arch has {len(ops)} layers, the latency table {len(self.op_ms)}")
-        return self.fixed_ms + sum(layer[op] for layer, op in zip(self.op_ms, ops))
+        raw = self.fixed_ms + sum(layer[op] for layer, op in zip(self.op_ms, ops))
+        return self.offset_ms + self.scale * raw if calibrated else raw
+
+    def calibrate(self, archs_ops: Sequence[Sequence[str]], measured_ms: Sequence[float]) -> None:
+        """Sets `scale` and `offset_ms` to the least-squares line from the raw sums of `archs_ops`
+        to their measured whole-network latencies (a scale alone with fewer than 3 archs).
+
+        The raw sum misses what only a whole network pays, such as each block's dispatch and the
+        traffic between blocks; a line fitted on a few whole networks removes most of that bias.
+        """
+        raw = np.array([self.latency_ms(ops, calibrated=False) for ops in archs_ops])
+        ms = np.asarray(measured_ms, dtype=float)
+        if len(raw) != len(ms) or len(ms) == 0:
+            raise ValueError(
+                f"calibrate needs one measurement per arch; got {len(raw)}, {len(ms)}"
+            )
+        if len(ms) >= 3 and np.ptp(raw) > 0:
+            scale, offset = np.polyfit(raw, ms, 1)
+        else:
+            scale, offset = float(raw @ ms / (raw @ raw)), 0.0
+        self.scale, self.offset_ms = float(scale), float(offset)
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_bytes(path, json.dumps(asdict(self), indent=2).encode())

@@ -31,6 +31,22 @@ def test_table_sums_and_round_trips(tmp_path):
         LatencyTable.load(tmp_path / "nope.json")
 
 
+def test_calibration_fits_the_line_from_raw_sums_to_measured(tmp_path):
+    space = ChainSpace(**TINY)
+    table = hand_table(space)
+    archs = [["ir_k3_e3", "skip", "ir_k7_e6", "ir_k5_e3"], ["ir_k7_e3"] * 4, ["ir_k3_e6"] * 4]
+    raw = [table.latency_ms(a) for a in archs]  # 16, 29, 13
+    table.calibrate(archs, [0.5 + 2 * r for r in raw])  # whole networks: 2x, plus 0.5 ms
+    assert table.scale == pytest.approx(2) and table.offset_ms == pytest.approx(0.5)
+    assert table.latency_ms(archs[0]) == pytest.approx(32.5)
+    assert table.latency_ms(archs[0], calibrated=False) == 16
+    assert LatencyTable.load(table.save(tmp_path / "t.json")) == table
+    table.calibrate(archs[:1], [24.0])  # one network: a scale alone
+    assert (table.scale, table.offset_ms) == (1.5, 0.0)
+    with pytest.raises(ValueError, match="one measurement per arch"):
+        table.calibrate(archs, [1.0])
+
+
 def test_measured_table_covers_every_layer_and_op():
     space = ChainSpace(**TINY)
     net = ChainSuperNet(space, 10, 1, affine=True, track_running_stats=True)
@@ -48,11 +64,15 @@ def test_latency_script_reports_the_check(tmp_path):
     torch.set_num_threads(1)
     result = latency_script.run(
         make_cfg(
-            "latency", tmp_path, ["space=chain_tiny", "check_archs=2", "warmup=1", "repeats=3"]
+            "latency", tmp_path, ["space=chain_tiny", "check_archs=6", "warmup=1", "repeats=3"]
         )
     )
     report = result["report"]
-    assert len(report["checks"]) == 2 and math.isfinite(report["mean_abs_rel_error"])
+    assert len(report["checks"]) == 6 and report["calibrated_on"] == report["held_out"] == 3
+    assert math.isfinite(report["raw_error"]["mean_abs_rel"])
+    assert math.isfinite(report["calibrated_error"]["max_abs_rel"])
+    saved = LatencyTable.load(tmp_path / "latency_table.json")
+    assert (saved.scale, saved.offset_ms) == (report["scale"], report["offset_ms"]) != (1.0, 0.0)
     assert (tmp_path / "latency_table.json").is_file() and (
         tmp_path / "latency_check.json"
     ).is_file()
