@@ -6,7 +6,9 @@
 Trains one chain supernet, then spends `evaluations` supernet evaluations (held-out split) per
 method under a FLOPs budget: random search measures that many random archs within the budget; the
 guided search runs the segment-wise procedure (GCN fitted per segment) and measures its final
-candidates. Each method picks its `top` archs by the held-out accuracies it measured, so both pick
+candidates; the evolution method (run.py's `search` stage) fits the GCN on the first
+`evaluations - top` random archs and measures the `top` best of an evolutionary search over the
+fitted predictor. Each method picks its `top` archs by the held-out accuracies it measured, so both pick
 the best of the same number of noisy measurements. The picks are then judged by what neither search
 saw: the supernet's accuracy on the test split, and the test accuracy of each retrained standalone.
 """
@@ -28,6 +30,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from predictor.search import EvolutionSearch  # noqa: E402
 from predictor.segment import segment_search  # noqa: E402
 from scripts import retrain, train  # noqa: E402
 from scripts.run import stage_config  # noqa: E402
@@ -37,6 +40,7 @@ from supernet.space import Arch  # noqa: E402
 from supernet.utils import atomic_write_bytes, git_hash, resolve_device  # noqa: E402
 
 STANDALONE_SHARED = ("seed", "space", "data", "trainer", "logger", "callbacks")
+METHODS = ("random", "guided", "evolution")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -107,7 +111,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     guided = sorted(cache.items(), key=lambda t: -t[1])  # every arch the guided search measured
     evals_guided = len(cache)
 
-    # 4. retrain each method's top archs standalone
+    # 4. GCN fitted on random archs (the random search's first ones), evolution over its predictions
+    cache.clear()
+    sampled = list(drawn)[: cfg.evaluations - cfg.top]
+    cache.update({a: cache_random[a] for a in sampled})
+    predict = fit(sampled, [cache[a] for a in sampled])
+    found = EvolutionSearch(
+        space,
+        predict,
+        max_flops_M=budget,
+        input_shape=shape,
+        num_classes=classes,
+        seed=cfg.seed,
+        **cfg.evolution,
+    ).run(cfg.generations)
+    measure([a for a, _ in found if a not in cache][: cfg.top])
+    evolved = sorted(cache.items(), key=lambda t: -t[1])
+    evals_evolution = len(cache)
+
+    # 5. retrain each method's top archs standalone
     def retrain_top(pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
         rows = []
         for k, (arch, acc) in enumerate(pairs[: cfg.top]):
@@ -133,16 +155,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "space": space.name,
         "data": cfg.data.name,
         "budget_flops_M": budget,
-        "evaluations": {"random": len(cache_random), "guided": evals_guided},
+        "evaluations": {
+            "random": len(cache_random),
+            "guided": evals_guided,
+            "evolution": evals_evolution,
+        },
         "random": retrain_top(rand, "random"),
         "guided": retrain_top(guided, "guided"),
+        "evolution": retrain_top(evolved, "evolution"),
         "device": str(device),
         "git": git_hash(),
         "date": time.strftime("%Y-%m-%d"),
         "seed": cfg.seed,
         "total_s": time.perf_counter() - t0,
     }
-    for name in ("random", "guided"):
+    for name in METHODS:
         rows = report[name]
         for key in ("supernet_acc", "supernet_test_acc", "test_acc"):
             report[f"{name}_mean_{key}"] = float(np.mean([r[key] for r in rows]))
@@ -153,7 +180,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="benchmark_search", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     r = run(cfg)
-    for name in ("random", "guided"):
+    for name in METHODS:
         print(
             f"{name}: {r['evaluations'][name]} supernet evaluations; top {len(r[name])} mean "
             f"supernet acc {r[name + '_mean_supernet_acc']:.2f} (held-out, searched on), "
