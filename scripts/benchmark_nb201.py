@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from scripts import evaluate, fit, train, zeroshot  # noqa: E402
 from scripts.run import stage_config  # noqa: E402
 from supernet.metrics import ranking_report  # noqa: E402
+from supernet.proxies.vote import rank_vote  # noqa: E402
 from supernet.utils import atomic_write_bytes, git_hash  # noqa: E402
 
 METRICS = (
@@ -60,6 +61,14 @@ def score_rankings(
         return space.iso_key(space.parse(arch))
 
     return {name: ranking_report(score, truth, iso) for name, score in rankings.items()}
+
+
+def vote(rankings: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The rank-average vote of several rankings (arch -> score, higher is better) over the archs
+    they all score: a fixed, unweighted combination, so nothing in it is fitted to the truth."""
+    archs = sorted(set.intersection(*(set(r) for r in rankings.values())))
+    columns = {name: [r[a] for a in archs] for name, r in rankings.items()}
+    return dict(zip(archs, rank_vote(columns).tolist()))
 
 
 def decode_cifar10(root: Path, container: Path) -> float:
@@ -108,8 +117,9 @@ def one_seed(cfg: DictConfig, seed: int, out: Path) -> dict[str, Any]:
         "fit_features",
         {**chain, "features": results["zeroshot"]["out"]} if whole else chain,
     )
+    params = read_column(results["fit"]["table"], "params_M")
     rankings = {
-        "params": read_column(results["fit"]["table"], "params_M"),
+        "params": params,
         "supernet (evaluated archs)": read_column(results["evaluate"]["out"], "acc"),
         "gcn on supernet acc": read_column(results["fit"]["table"], "score"),
         f"wrcor ({len(zs)} archs)": zs,
@@ -117,6 +127,11 @@ def one_seed(cfg: DictConfig, seed: int, out: Path) -> dict[str, Any]:
             results["fit_features"]["table"], "score"
         ),
     }
+    if whole:  # the three signals, fixed before any result was seen: fit, zero-shot, size
+        fitted = rankings["gcn + wrcor + cost"]
+        rankings["vote(gcn + wrcor + cost, wrcor, params)"] = vote(
+            {"gcn": fitted, "wrcor": zs, "params": params}
+        )
     return {"rankings": rankings, "times_s": times}
 
 

@@ -1,7 +1,7 @@
 import pytest
 from hydra import initialize_config_dir
 
-from scripts.benchmark_nb201 import aggregate, markdown, run, score_rankings
+from scripts.benchmark_nb201 import aggregate, markdown, run, score_rankings, vote
 from supernet.space import NB201Space
 from tests.conftest import CONF, SHARED, make_cfg
 
@@ -54,3 +54,9 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     assert summary["gcn on supernet acc"]["n"][0] == 15_625
     assert (tmp_path / "benchmark_nb201.json").is_file()
     assert report["decode_s"] > 0 and report["total_s"] > 0
+
+
+def test_vote_averages_ranks_over_the_archs_all_rankings_score():
+    a = {"x": 1.0, "y": 2.0, "z": 3.0, "only_a": 9.0}
+    b = {"x": 30.0, "y": 10.0, "z": 20.0}
+    assert vote({"a": a, "b": b}) == {"x": 2.0, "y": 1.5, "z": 2.5}  # ranks (1,3), (2,1), (3,2)
