@@ -2,9 +2,9 @@
 
 Writes the table (per layer and op, median ms after a warm-up, with the device name) and a check:
 the table's latency against the measured latency of `check_archs` whole standalone networks. The
-table's correction line (`LatencyTable.calibrate`) is fitted on the first half of them and its error
-reported on the other half, raw and corrected; the saved table carries the line fitted on all of
-them. `fit.py latency_table=FILE` then adds a `latency_ms` column that `query.py
+table's correction factor (`LatencyTable.calibrate`) is fitted on the first half of them and its
+error reported on the other half, raw and corrected; the saved table carries the factor fitted on
+all of them. `fit.py latency_table=FILE` then adds a `latency_ms` column that `query.py
 max_latency_ms=...` budgets on, and `search.py` takes it too.
 """
 
@@ -78,8 +78,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "calibrated_error": error("calibrated_ms"),
         "checks": checks,
     }
-    table.calibrate(archs, measured)  # the saved table: the line through every measured network
-    report["scale"], report["offset_ms"] = table.scale, table.offset_ms
+    table.calibrate(archs, measured)  # the saved table: the factor from every measured network
+    report["scale"] = table.scale
     table.save(cfg.out)
     atomic_write_bytes(cfg.check_out, json.dumps(report, indent=2).encode())
     return {"table": table, "out": str(cfg.out), "report": report}

@@ -28,8 +28,8 @@ from supernet.utils import atomic_write_bytes
 class LatencyTable:
     """Milliseconds per forward pass of `batch_size` images of `input_shape` on `device`.
 
-    An arch's latency is `offset_ms + scale * (fixed_ms + its ops' ms)`: the raw sum, corrected by
-    a line fitted to whole networks measured on the same device (`calibrate`; identity until then).
+    An arch's latency is `scale * (fixed_ms + its ops' ms)`: the raw sum, corrected by a factor
+    fitted to whole networks measured on the same device (`calibrate`; 1 until then).
     """
 
     space: str
@@ -39,7 +39,6 @@ class LatencyTable:
     fixed_ms: float
     op_ms: list[dict[str, float]]  # one dict per layer: op name -> ms (`skip`: 0)
     scale: float = 1.0
-    offset_ms: float = 0.0
 
     def latency_ms(self, ops: Sequence[str], calibrated: bool = True) -> float:
         """The table's latency for an arch given by its op names, one per layer (`calibrated=False`:
@@ -47,14 +46,15 @@ class LatencyTable:
         if len(ops) != len(self.op_ms):
             raise ValueError(f"arch has {len(ops)} layers, the latency table {len(self.op_ms)}")
         raw = self.fixed_ms + sum(layer[op] for layer, op in zip(self.op_ms, ops))
-        return self.offset_ms + self.scale * raw if calibrated else raw
+        return self.scale * raw if calibrated else raw
 
     def calibrate(self, archs_ops: Sequence[Sequence[str]], measured_ms: Sequence[float]) -> None:
-        """Sets `scale` and `offset_ms` to the least-squares line from the raw sums of `archs_ops`
-        to their measured whole-network latencies (a scale alone with fewer than 3 archs).
+        """Sets `scale` to the least-squares factor from the raw sums of `archs_ops` to their
+        measured whole-network latencies.
 
-        The raw sum misses what only a whole network pays, such as each block's dispatch and the
-        traffic between blocks; a line fitted on a few whole networks removes most of that bias.
+        The raw sum misses what only a whole network pays, such as the traffic between blocks; one
+        factor fitted on a few whole networks removes most of that bias. (A line with an offset
+        fitted no better on held-out networks and was less stable under load: BENCHMARKS.md.)
         """
         raw = np.array([self.latency_ms(ops, calibrated=False) for ops in archs_ops])
         ms = np.asarray(measured_ms, dtype=float)
@@ -62,11 +62,7 @@ class LatencyTable:
             raise ValueError(
                 f"calibrate needs one measurement per arch; got {len(raw)}, {len(ms)}"
             )
-        if len(ms) >= 3 and np.ptp(raw) > 0:
-            scale, offset = np.polyfit(raw, ms, 1)
-        else:
-            scale, offset = float(raw @ ms / (raw @ raw)), 0.0
-        self.scale, self.offset_ms = float(scale), float(offset)
+        self.scale = float(raw @ ms / (raw @ raw))
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_bytes(path, json.dumps(asdict(self), indent=2).encode())
