@@ -3,6 +3,11 @@ table (best first), a fit plot and metrics.
 
     python scripts/fit.py samples=subnets.csv [table=table.csv] [features=zeroshot.csv]
         [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
+        [vote_with=[wrcor,params_M]]
+
+With `vote_with`, the table's score is the rank average of the prediction and those columns (the
+features CSV's, or flops_M / params_M), each counted as higher-is-better; the prediction stays in a
+`predicted` column.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
 and metrics but no table; scripts/search.py searches it with the checkpoint.
@@ -44,6 +49,7 @@ from predictor.table import (  # noqa: E402
     write_table,
 )
 from supernet.latency import LatencyTable  # noqa: E402
+from supernet.proxies.vote import rank_vote  # noqa: E402
 
 
 def plot_fit(
@@ -84,6 +90,30 @@ def refuse_features(cfg: DictConfig, space_size: int) -> None:
             )
 
 
+def vote_columns(
+    cfg: DictConfig, costs: np.ndarray | None, features: tuple[list[str], np.ndarray] | None
+) -> dict[str, np.ndarray]:
+    """The whole-space columns named by `vote_with`, checked before anything is fitted."""
+    wanted = list(cfg.get("vote_with") or [])
+    if not wanted:
+        return {}
+    if costs is None:
+        raise DataError(
+            f"vote_with={wanted}: a vote ranks every arch of the space, and this space is too "
+            "large to list; search it without vote_with"
+        )
+    available = {"flops_M": costs[:, 0], "params_M": costs[:, 1]}
+    if features is not None:
+        available.update(zip(features[0], features[1].T))
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise DataError(
+            f"vote_with: no column {missing}; available: {sorted(available)} (features= adds "
+            "the columns of its CSV)"
+        )
+    return {c: available[c] for c in wanted}
+
+
 def check_finite(values: np.ndarray, name_of: Callable[[int], str], samples: str) -> None:
     """A diverged fit: say so, and write nothing."""
     bad = ~np.isfinite(values)
@@ -116,6 +146,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.features:
         cols = list(cfg.feature_columns) if cfg.feature_columns else None
         extra = read_features(cfg.features, space, cols)
+    voters = vote_columns(cfg, costs, extra)
     names, u_all = space_features(costs if cfg.use_cost_features else None, extra)
     idx = torch.tensor([space.index(a) for a in archs])
     ops = torch.tensor(archs, dtype=torch.long)
@@ -144,14 +175,22 @@ def run(cfg: DictConfig) -> dict:
     save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
     rows = []
     if tabulate:
-        rows = table_rows(space, scores, costs, measured)
+        final = scores
+        if voters:  # the table ranks by the vote; the prediction stays beside it
+            final = rank_vote({"predicted": scores, **voters}).numpy()
+            metrics["fit/vote_with"] = list(voters)
+        rows = table_rows(space, final, costs, measured)
         extra = []
+        if voters:
+            for row in rows:
+                row.append(f"{scores[space.index(space.parse(row[1]))]:.6g}")
+            extra = ["predicted"]
         if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
             lat = LatencyTable.load(cfg.latency_table)
             for row in rows:
                 ops = [space.ops[a] for a in space.parse(row[1])]
                 row.append(f"{lat.latency_ms(ops):.6g}")
-            extra = ["latency_ms"]
+            extra.append("latency_ms")
         write_table(cfg.table, rows, extra)
     plot_fit(
         cfg.plot,

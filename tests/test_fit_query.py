@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import DictConfig
+from scipy.stats import rankdata
 
 from predictor.io import DataError, read_samples
 from predictor.table import load_checkpoint
@@ -167,6 +168,34 @@ def test_zero_shot_features_file(tmp_path: Path) -> None:
         "wrcor",
     ]  # constant seed dropped
     assert out["predictor"].u_channels == 3
+
+
+def test_vote_with_ranks_the_table_by_the_rank_average(tmp_path: Path) -> None:
+    feats = tmp_path / "zs.csv"
+    with open(feats, "w") as f:
+        f.write("arch,wrcor\n")
+        for i, arch in enumerate(SPACE.all_archs()):
+            f.write(f"{SPACE.to_str(arch)},{np.sin(i)}\n")
+    samples = write_samples(tmp_path / "s.csv", n=30)
+    over = [f"samples={samples}", f"features={feats}", "predictor=ridge"]
+    out = fit.run(compose_cfg("fit", tmp_path, [*over, "vote_with=[wrcor,params_M]"]))
+    rows = list(csv.DictReader(open(out["table"])))
+    assert list(rows[0])[-1] == "predicted" and out["metrics"]["fit/vote_with"] == [
+        "wrcor",
+        "params_M",
+    ]
+    index = [SPACE.index(SPACE.parse(r["arch"])) for r in rows]
+    predicted = np.array([float(r["predicted"]) for r in rows])
+    wrcor = np.sin(np.array(index, dtype=float))
+    params = np.array([float(r["params_M"]) for r in rows])
+    expected = (rankdata(predicted) + rankdata(wrcor) + rankdata(params)) / 3
+    # the table's predicted and params are rounded to 6 digits, which ties a few archs: ranks agree
+    # to within a rank
+    assert np.abs(np.array([float(r["score"]) for r in rows]) - expected).max() < 1
+    assert all(float(a["score"]) >= float(b["score"]) for a, b in zip(rows, rows[1:]))
+    with pytest.raises(DataError, match=r"vote_with: no column \['naswot'\]; available"):
+        fit.run(compose_cfg("fit", tmp_path / "bad", [*over, "vote_with=[naswot]"]))
+    assert not (tmp_path / "bad" / "out").exists()
 
 
 def test_fit_script_exits_nonzero_on_bad_input(tmp_path: Path) -> None:
