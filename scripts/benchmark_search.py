@@ -76,13 +76,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 cache[a] = evaluator.evaluate(a).acc
         return [cache[a] for a in archs]
 
+    def best_first() -> list[tuple[Arch, float]]:
+        """Every arch measured by the current method, by held-out accuracy."""
+        return sorted(cache.items(), key=lambda t: -t[1])
+
     # 2. random search
     drawn: dict[Arch, None] = {}
     while len(drawn) < cfg.evaluations:
         a = space.sample(rng)
         if fits(a):
             drawn.setdefault(a)
-    rand = sorted(zip(drawn, measure(list(drawn))), key=lambda t: -t[1])
+    measure(list(drawn))
+    rand = best_first()
     cache_random = dict(cache)
 
     # 3. GCN-guided segment-wise search: the same number of evaluations in all
@@ -95,7 +100,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         predictor.fit(torch.tensor(archs), torch.tensor(accs, dtype=torch.float))
         return lambda cands: predictor.predict(torch.tensor(cands)).tolist()
 
-    ranked, measured = segment_search(
+    ranked, _ = segment_search(
         space,
         cfg.segments,
         measure,
@@ -108,7 +113,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     final = [a for a, _ in ranked]
     measure(final)
-    guided = sorted(cache.items(), key=lambda t: -t[1])  # every arch the guided search measured
+    guided = best_first()
     evals_guided = len(cache)
 
     # 4. GCN fitted on random archs (the random search's first ones), evolution over its predictions
@@ -126,26 +131,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         **cfg.evolution,
     ).run(cfg.generations)
     measure([a for a, _ in found if a not in cache][: cfg.top])
-    evolved = sorted(cache.items(), key=lambda t: -t[1])
+    evolved = best_first()
     evals_evolution = len(cache)
 
-    # 5. retrain each method's top archs standalone
+    # 5. retrain each method's top archs standalone (an arch two methods picked, once)
+    judged: dict[Arch, tuple[float, float]] = {}  # arch -> (supernet test acc, retrained test acc)
+
     def retrain_top(pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
         rows = []
         for k, (arch, acc) in enumerate(pairs[: cfg.top]):
-            # retrain.yaml's own sampler (fixed) and standalone BN
-            rcfg = stage_config(cfg, "retrain", {}, shared=STANDALONE_SHARED)
-            with open_dict(rcfg):
-                rcfg.arch = space.to_str(arch)
-                rcfg.trainer.max_epochs = cfg.retrain_epochs
-                rcfg.paths.output_dir = str(out / f"retrain_{name}_{k}")
-            test = retrain.run(rcfg)["summary"]["test_acc"]
+            if arch not in judged:
+                # retrain.yaml's own sampler (fixed) and standalone BN
+                rcfg = stage_config(cfg, "retrain", {}, shared=STANDALONE_SHARED)
+                with open_dict(rcfg):
+                    rcfg.arch = space.to_str(arch)
+                    rcfg.trainer.max_epochs = cfg.retrain_epochs
+                    rcfg.paths.output_dir = str(out / f"retrain_{name}_{k}")
+                test = retrain.run(rcfg)["summary"]["test_acc"]
+                judged[arch] = (judge.evaluate(arch).acc, test)
             rows.append(
                 {
                     "arch": space.to_str(arch),
                     "supernet_acc": acc,
-                    "supernet_test_acc": judge.evaluate(arch).acc,
-                    "test_acc": test,
+                    "supernet_test_acc": judged[arch][0],
+                    "test_acc": judged[arch][1],
                     "flops_M": space.cost(arch, shape, classes).flops_M,
                 }
             )

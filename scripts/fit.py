@@ -180,16 +180,18 @@ def run(cfg: DictConfig) -> dict:
             final = rank_vote({"predicted": scores, **voters}).numpy()
             metrics["fit/vote_with"] = list(voters)
         rows = table_rows(space, final, costs, measured)
+        row_archs = (
+            [space.parse(row[1]) for row in rows] if voters or cfg.get("latency_table") else []
+        )
         extra = []
         if voters:
-            for row in rows:
-                row.append(f"{scores[space.index(space.parse(row[1]))]:.6g}")
+            for row, arch in zip(rows, row_archs):
+                row.append(f"{scores[space.index(arch)]:.6g}")
             extra = ["predicted"]
         if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
             lat = LatencyTable.load(cfg.latency_table)
-            for row in rows:
-                ops = [space.ops[a] for a in space.parse(row[1])]
-                row.append(f"{lat.latency_ms(ops):.6g}")
+            for row, arch in zip(rows, row_archs):
+                row.append(f"{lat.arch_ms(space, arch):.6g}")
             extra.append("latency_ms")
         write_table(cfg.table, rows, extra)
     plot_fit(

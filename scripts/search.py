@@ -40,11 +40,8 @@ class LatencyBudget:
         self.space, self.table, self.max_ms = space, table, max_ms
         self.smallest = float("inf")
 
-    def latency_ms(self, arch: Arch) -> float:
-        return self.table.latency_ms([self.space.ops[a] for a in arch])
-
     def __call__(self, arch: Arch) -> bool:
-        ms = self.latency_ms(arch)
+        ms = self.table.arch_ms(self.space, arch)
         self.smallest = min(self.smallest, ms)
         return ms <= self.max_ms
 
@@ -151,7 +148,7 @@ def run(cfg: DictConfig) -> dict:
         c = space.cost(arch, shape, num_classes)
         row = [rank, space.to_str(arch), f"{s:.6g}", repr(c.flops_M), repr(c.params_M)]
         if latency is not None:
-            row.append(repr(latency.latency_ms([space.ops[a] for a in arch])))
+            row.append(repr(latency.arch_ms(space, arch)))
         rows.append(row)
     extra = ["latency_ms"] if latency is not None else []
     atomic_write_csv(cfg.out, [*COLUMNS, *extra], rows)

@@ -20,7 +20,7 @@ from torch import nn
 
 from supernet.chain_model import InvertedResidual
 from supernet.chain_space import parse_op
-from supernet.space import Arch
+from supernet.space import Arch, SearchSpace
 from supernet.utils import atomic_write_bytes
 
 
@@ -47,6 +47,10 @@ class LatencyTable:
             raise ValueError(f"arch has {len(ops)} layers, the latency table {len(self.op_ms)}")
         raw = self.fixed_ms + sum(layer[op] for layer, op in zip(self.op_ms, ops))
         return self.scale * raw if calibrated else raw
+
+    def arch_ms(self, space: SearchSpace, arch: Arch) -> float:
+        """`latency_ms` of an arch of `space` given by its op indices."""
+        return self.latency_ms([space.ops[a] for a in arch])
 
     def calibrate(self, archs_ops: Sequence[Sequence[str]], measured_ms: Sequence[float]) -> None:
         """Sets `scale` to the least-squares factor from the raw sums of `archs_ops` to their

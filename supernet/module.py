@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from supernet.model import SuperNet, supernet_class
+from supernet.model import SuperNet, build_supernet
 from supernet.sampler import Sampler
 from supernet.space import Arch, get_space
 from supernet.utils import atomic_write
@@ -107,7 +107,7 @@ def load_supernet(
     if expected is not None:
         check_meta(meta, expected, str(path))
     space = get_space(meta["space"], **meta["space_config"])
-    net = supernet_class(space)(
+    net = build_supernet(
         space,
         meta["num_classes"],
         meta["in_channels"],

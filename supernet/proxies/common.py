@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from supernet.model import SuperNet, supernet_class
+from supernet.model import SuperNet, build_supernet
 from supernet.space import NB201Space
 
 # A ridge of 1e-6 x the mean diagonal: far below any eigenvalue of a non-degenerate K (whose diagonal
@@ -36,7 +36,7 @@ def build_scoring_net(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = supernet_class(space)(
+        net = build_supernet(
             space, num_classes, in_channels, affine=True, track_running_stats=True
         )
     return net.to(device).train()
