@@ -5,6 +5,7 @@ Rows go to `subnets.csv` one by one as they are measured; a rerun skips the arch
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from rich.progress import Progress  # noqa: E402
 
 from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
 from supernet.module import load_supernet, weights_hash  # noqa: E402
+from supernet.progress import LogProgress  # noqa: E402
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
 from supernet.utils import resolve_device, write_run_info  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "arch",
@@ -79,10 +82,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         checkpoint=record,
     )
     todo = [a for a in archs if space.to_str(a) not in out]
-    with Progress(transient=True) as progress:
-        task = progress.add_task(
-            "evaluating subnets", total=len(archs), completed=len(archs) - len(todo)
-        )
+    log.info(
+        "evaluating %d subnets (%d already in %s), bn=%s, held-out images=%s",
+        len(todo),
+        len(archs) - len(todo),
+        out_path,
+        cfg.bn,
+        cfg.heldout_images or "all",
+    )
+    with LogProgress(
+        "evaluating subnets", len(archs), log, completed=len(archs) - len(todo)
+    ) as progress:
         for arch in todo:
             r = evaluator.evaluate(arch)
             out.append(
@@ -93,14 +103,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     "images": r.images,
                 }
             )
-            progress.advance(task)
+            progress.advance()
     return {"out": str(out_path), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     result = run(cfg)
-    print(f"{result['evaluated']} subnets evaluated, {result['total']} in {result['out']}")
+    log.info(f"{result['evaluated']} subnets evaluated, {result['total']} in {result['out']}")
 
 
 if __name__ == "__main__":

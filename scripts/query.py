@@ -1,12 +1,18 @@
 """Best archs of a lookup table under budgets: a rich table, the Pareto front (score vs FLOPs) as a
 PNG, and the best arch exported as JSON and YAML.
 
+With `dedup=true` (the default) the top shows one row per isomorphism class (archs that differ only
+on dead edges included), its cheapest member, with the class size and whether a convolution lies on
+a live input-to-output path (`predictor/topk.py`).
+
     python scripts/query.py table=table.csv top_k=10 max_flops_M=50 max_params_M=0.5
     python scripts/query.py table=zeroshot.csv score_column=wrcor
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import sys
 from pathlib import Path
 
@@ -17,7 +23,7 @@ if str(ROOT) not in sys.path:
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from predictor.io import (  # noqa: E402
     DataError,
@@ -27,6 +33,10 @@ from predictor.io import (  # noqa: E402
     git_hash,
     read_table,
 )
+from predictor.topk import dedup_classes, live_conv  # noqa: E402
+from supernet.utils import write_run_info  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 BUDGETS = {"max_flops_M": "flops_M", "max_params_M": "params_M", "max_latency_ms": "latency_ms"}
 
@@ -53,26 +63,37 @@ def pareto_front(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
 def plot_pareto(
     path: str | Path,
     score: np.ndarray,
-    flops: np.ndarray,
-    front: np.ndarray,
+    costs: dict[str, np.ndarray],
     best: int,
     score_column: str,
-    max_flops: float | None,
+    budgets: dict[str, float],
+    title: str,
 ) -> Path:
+    """One panel per cost column (`flops_M`, `params_M`): every arch, the Pareto front (drawn
+    large and on top, so a one-point front shows), the chosen arch and the budget on that cost."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter(flops, score, s=3, alpha=0.25, color="grey", label="all archs")
-    ax.plot(flops[front], score[front], "o-", ms=3, color="C0", label="Pareto front")
-    ax.scatter(flops[best], score[best], s=80, marker="*", color="C3", zorder=5, label="chosen")
-    if max_flops is not None:
-        ax.axvline(max_flops, color="C3", ls="--", lw=0.8, label="FLOPs budget")
-    ax.set_xlabel("FLOPs (M)")
-    ax.set_ylabel(score_column)
-    ax.legend(fontsize=8)
+    limits = {col: budgets[key] for key, col in BUDGETS.items() if key in budgets}
+    fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4.5), squeeze=False)
+    for ax, (col, cost) in zip(axes[0], costs.items()):
+        front = pareto_front(score, cost)
+        ax.scatter(cost, score, s=3, alpha=0.25, color="grey", label="all archs")
+        ax.plot(cost[front], score[front], "-", color="C0", lw=1, zorder=3)
+        label = f"Pareto front ({len(front)})"
+        ax.scatter(cost[front], score[front], s=25, c="C0", ec="k", lw=0.5, zorder=4, label=label)
+        ax.scatter(
+            cost[best], score[best], s=140, marker="*", color="C3", zorder=5, label="chosen"
+        )
+        if col in limits:
+            ax.axvline(limits[col], color="C3", ls="--", lw=0.8, label=f"budget {limits[col]:g}")
+        ax.set_xlabel(col.replace("_M", " (M)"))
+        ax.set_ylabel(score_column)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     try:
         return atomic_savefig(fig, path)
     finally:
@@ -124,25 +145,40 @@ def run(cfg: DictConfig) -> dict:
         ]
         raise BudgetError(f"no arch in {cfg.table} meets every budget:\n  " + "\n  ".join(lines))
 
-    idx = np.flatnonzero(ok)
-    idx = idx[np.argsort(-score[idx], kind="stable")][: int(cfg.top_k)]
-    best = int(idx[0])
+    flops, params = cols["flops_M"], cols["params_M"]
+    if cfg.get("dedup", True):
+        classes = dedup_classes(space, archs, score, flops, params, ok, int(cfg.top_k))
+        # a class ranks at its best member's score and is shown by its cheapest member
+        shown = [(c.index, c.best, {"class_size": c.size, "dead_ops": c.dead}) for c in classes]
+    else:
+        idx = np.flatnonzero(ok)
+        idx = idx[np.argsort(-score[idx], kind="stable")][: int(cfg.top_k)]
+        shown = [(int(i), int(i), {}) for i in idx]
+    best = shown[0][0]
 
-    def row(i: int) -> dict:
+    def row(i: int, ranked_by: int, extra: dict) -> dict:
         r = {
             "arch": str(cols["arch"][i]),
-            sc: float(cols[sc][i]),
-            "flops_M": float(cols["flops_M"][i]),
-            "params_M": float(cols["params_M"][i]),
+            sc: float(cols[sc][ranked_by]),
+            "flops_M": float(flops[i]),
+            "params_M": float(params[i]),
         }
         if "latency_ms" in cols:
             r["latency_ms"] = float(cols["latency_ms"][i])
-        return r
+        return {**r, **extra, "live_conv": live_conv(space, archs[i])}
 
-    top = [row(int(i)) for i in idx]
-    front = pareto_front(score, cols["flops_M"])
+    top = [row(*t) for t in shown]
+    front = pareto_front(score, flops)
+    within = ", ".join(f"{k}={v:g}" for k, v in budgets.items()) or "no budget"
     plot_pareto(
-        cfg.pareto_plot, cols[sc], cols["flops_M"], front, best, sc, budgets.get("max_flops_M")
+        cfg.pareto_plot,
+        cols[sc],
+        {"flops_M": flops, "params_M": params},
+        best,
+        sc,
+        budgets,
+        f"{Path(str(cfg.table)).name}: {n} archs, {int(ok.sum())} within budget ({within})\n"
+        f"chosen: {cols['arch'][best]}",
     )
     export = {
         **top[0],
@@ -155,6 +191,13 @@ def run(cfg: DictConfig) -> dict:
     }
     atomic_write_json(cfg.export_json, export)
     atomic_write_text(cfg.export_yaml, yaml.safe_dump(export, sort_keys=False))
+    write_run_info(
+        Path(cfg.export_json).parent,
+        "query",
+        OmegaConf.to_container(cfg, resolve=True),
+        top=top,
+        num_meeting=int(ok.sum()),
+    )
     return {
         "top": top,
         "best": export,
@@ -166,7 +209,8 @@ def run(cfg: DictConfig) -> dict:
     }
 
 
-def print_top(out: dict, score_column: str) -> None:
+def format_top(out: dict, width: int = 160) -> str:
+    """The top rows as a plain-text table (for the screen and the log file alike)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -176,9 +220,18 @@ def print_top(out: dict, score_column: str) -> None:
     for k in keys:
         table.add_column(k, justify="left" if k == "arch" else "right", overflow="fold")
     for i, r in enumerate(out["top"], 1):
-        table.add_row(str(i), *[v if isinstance(v, str) else f"{v:.4g}" for v in r.values()])
-    Console().print(table)
-    print(
+        table.add_row(
+            str(i), *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()]
+        )
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(table)
+    return console.file.getvalue().rstrip()
+
+
+def print_top(out: dict, score_column: str) -> None:
+    """Logs the top table (Hydra's console and `<task>.log`) and where the outputs went."""
+    log.info("%s: top archs\n%s", score_column, format_top(out))
+    log.info(
         f"best arch -> {out['export_json']}, {out['export_yaml']}; Pareto front -> "
         f"{out['pareto_plot']}"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,8 @@ import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from rich.progress import Progress  # noqa: E402
 
+from supernet.progress import LogProgress  # noqa: E402
 from supernet.proxies import (  # noqa: E402
     ProxyContext,
     build_scoring_net,
@@ -32,6 +33,8 @@ from supernet.proxies import (  # noqa: E402
 )
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
 from supernet.utils import atomic_write_bytes, resolve_device, write_run_info  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -105,15 +108,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
     todo = [a for a in archs if space.to_str(a) not in out]
     t0 = time.perf_counter()
-    with Progress(disable=not cfg.progress, transient=True) as progress:
-        task = progress.add_task(
-            "zero-shot scores", total=len(archs), completed=len(archs) - len(todo)
-        )
+    bar = bool(cfg.progress) and sys.stdout.isatty()
+    completed = len(archs) - len(todo)
+    with LogProgress("zero-shot scores", len(archs), log, completed, bar=bar) as progress:
         for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
             for arch, scores in chunk:
                 row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
                 out.append({**row, "vote": ""} if vote_of else row)
-            progress.advance(task, len(chunk))
+            progress.advance(len(chunk))
     elapsed = time.perf_counter() - t0
     if vote_of and len(out) and cfg.num_shards == 1:
         write_vote(out_path, names, vote_of)
@@ -132,7 +134,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="zeroshot", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     r = run(cfg)
-    print(
+    log.info(
         f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
         f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}"
     )

@@ -1,0 +1,175 @@
+"""The top of a lookup table as a user should see it: one row per isomorphism class, dead edges dead.
+
+A cell edge is *live* when its op is not `none` and it lies on an input -> output path of non-`none`
+ops (the same pruning as `predictor.graph.edge_mask`). A dead op changes nothing the cell computes,
+so two archs that differ only on dead edges are one function; the table can rank them apart (its
+predictor sees two graphs) and their dead convolutions add FLOPs that buy nothing. Here each class
+is shown once, by its cheapest member, with the number of archs in the class.
+
+An arch has a `live_conv` when a parametric op (a convolution) lies on a live edge: a cell without
+one is a fixed function of its input (a pooling, the input itself, or zero) and is ~never the
+answer. `sanity_warnings` says so when such cells fill the top.
+
+Spaces without cell `edges` (the chain) have no dead decisions: every layer is live, each arch is its
+own class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from supernet.space import Arch, SearchSpace
+
+# ops without weights: any other op (nor_conv_*, ir_k*_e*) is parametric
+WEIGHT_FREE_OPS = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "skip"})
+
+
+def live_edges(space: SearchSpace, arch: Arch) -> tuple[bool, ...]:
+    """Per decision: whether its op carries data from the cell input to the cell output.
+
+    Spaces without `edges` (a chain of layers) return all True.
+    """
+    arch = space.check(arch)
+    edges = getattr(space, "edges", None)
+    if edges is None:
+        return (True,) * len(arch)
+    none = space.ops.index("none") if "none" in space.ops else -1
+    on = [a != none for a in arch]
+    nodes = sorted({n for e in edges for n in e})
+    fwd = {nodes[0]}  # carries something from the input; edges only go to higher nodes
+    for node in nodes[1:]:
+        if any(on[e] and src in fwd for e, (to, src) in enumerate(edges) if to == node):
+            fwd.add(node)
+    bwd = {nodes[-1]}  # reaches the output
+    for node in reversed(nodes[:-1]):
+        if any(on[e] and to in bwd for e, (to, src) in enumerate(edges) if src == node):
+            bwd.add(node)
+    return tuple(o and src in fwd and to in bwd for o, (to, src) in zip(on, edges))
+
+
+def prune_dead(space: SearchSpace, arch: Arch) -> Arch:
+    """The arch with every dead op replaced by `none`: the same function, the cheapest member of its
+    class. Spaces without `none` come back unchanged."""
+    if "none" not in space.ops:
+        return space.check(arch)
+    none = space.ops.index("none")
+    return tuple(a if live else none for a, live in zip(arch, live_edges(space, arch)))
+
+
+def live_conv(space: SearchSpace, arch: Arch) -> bool:
+    """Whether a parametric op (not in `WEIGHT_FREE_OPS`) sits on a live edge."""
+    return any(
+        live and space.ops[a] not in WEIGHT_FREE_OPS
+        for a, live in zip(space.check(arch), live_edges(space, arch))
+    )
+
+
+def class_key(space: SearchSpace, arch: Arch) -> str:
+    """The isomorphism key of the pruned arch: archs that differ only on dead edges share it."""
+    return space.iso_key(prune_dead(space, arch))
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One isomorphism class in a ranked table.
+
+    Attributes:
+        index: row of the representative (the cheapest member by FLOPs, then params, then the
+            fewest dead ops, then the best score).
+        best: row of the best-scoring eligible member (the class ranks there).
+        size: members in the table.
+        dead: dead ops (not `none`, off every live path) in the representative; 0 whenever its
+            pruned form is in the table.
+        live_conv: whether the representative has a convolution on a live path.
+    """
+
+    index: int
+    best: int
+    size: int
+    dead: int
+    live_conv: bool
+
+
+def dedup_classes(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    score: np.ndarray,
+    flops: np.ndarray,
+    params: np.ndarray,
+    eligible: np.ndarray | None = None,
+    top_k: int = 0,
+) -> list[ClassRow]:
+    """Classes of `archs` best score first, each shown by its cheapest eligible member.
+
+    Args:
+        archs: every row's arch (the class size counts all of them).
+        score: higher is better.
+        eligible: rows that meet the budgets (None: all); a class with no eligible member is left out.
+        top_k: how many classes (0: all).
+
+    Shapes:
+        archs `n`, score / flops / params / eligible `(n,)`.
+    """
+    n = len(archs)
+    eligible = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    none = space.ops.index("none") if "none" in space.ops else -1
+    live = [live_edges(space, a) for a in archs]
+    keys = [
+        space.iso_key(tuple(a if x else none for a, x in zip(arch, lv)) if none >= 0 else arch)
+        for arch, lv in zip(archs, live)
+    ]  # class_key, with the liveness computed once
+    size: dict[str, int] = {}
+    for k in keys:
+        size[k] = size.get(k, 0) + 1
+    dead = [sum(a != none and not x for a, x in zip(arch, lv)) for arch, lv in zip(archs, live)]
+    members: dict[str, list[int]] = {}
+    for i in np.argsort(-np.asarray(score, dtype=np.float64), kind="stable"):
+        if eligible[i]:
+            members.setdefault(keys[i], []).append(int(i))
+    rows = []
+    for k, idx in members.items():  # insertion order: by each class's best eligible score
+        rep = min(idx, key=lambda i: (flops[i], params[i], dead[i], -score[i]))
+        rows.append(ClassRow(rep, idx[0], size[k], dead[rep], live_conv(space, archs[rep])))
+        if top_k and len(rows) >= top_k:
+            break
+    return rows
+
+
+def near_chance(ref_acc: Mapping[str, float], num_classes: int, factor: float = 2.0) -> bool:
+    """Whether the best reference arch's accuracy (percent) is under `factor` x chance: a supernet
+    that never lifted any reference arch to twice chance ranks subnets by noise."""
+    return bool(ref_acc) and max(ref_acc.values()) < factor * 100.0 / num_classes
+
+
+def sanity_warnings(
+    ref_acc: Mapping[str, float] | None,
+    num_classes: int,
+    top: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """Plain-language warnings about a run's answer (empty when nothing looks wrong).
+
+    Args:
+        ref_acc: the supernet's reference archs' held-out accuracy (percent), by name; None when
+            the run has no training stage.
+        top: the shown top rows, each with a `live_conv` key.
+    """
+    warnings = []
+    if ref_acc is not None and near_chance(ref_acc, num_classes):
+        accs = ", ".join(f"{k} {v:.1f}%" for k, v in ref_acc.items())
+        warnings.append(
+            f"the supernet's reference archs sit near chance ({100.0 / num_classes:.0f}% for "
+            f"{num_classes} classes): {accs}. Subnet accuracies measured with its weights are "
+            "noise, and so is the ranking: train the supernet longer or check the data."
+        )
+    flagged = [r for r in top if not r.get("live_conv", True)]
+    if top and 2 * len(flagged) >= len(top):
+        warnings.append(
+            f"{len(flagged)} of the top {len(top)} archs have no convolution on a live "
+            "input-to-output path (their output is a pooling, the input or zero): the ranking "
+            "favours parameter-free cells, which points to a supernet too weakly trained to rank."
+        )
+    return warnings
