@@ -4,13 +4,20 @@ Each stage is the stage script's own `run(cfg)`, given its own composed config (
 with the shared groups and seed of this run, the stage's section of conf/run.yaml, and the file the
 previous stage wrote. All outputs land in one folder.
 
+Each stage logs a line when it starts and one with its wall time when it ends; at the end a
+one-screen summary (stage times, the supernet's reference-arch accuracies, the fit's held-out tau,
+the top archs, the plots, and a warning block when the answer looks like noise) is logged and
+written to `summary.md`.
+
 A space too large to tabulate (the 20-layer chain) has no table to query: `search` runs in place of
 `query`, from fit's checkpoint, with the query section's budgets where the search section has none.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +27,14 @@ import hydra  # noqa: E402
 from hydra import compose  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
-from predictor.io import DataError  # noqa: E402
+from predictor.io import DataError, atomic_write_text  # noqa: E402
+from predictor.summary import build_summary, read_last_metrics, reference_accuracies  # noqa: E402
 from scripts import evaluate, fit, query, search, train  # noqa: E402
 from scripts.query import BudgetError  # noqa: E402
+from supernet.module import DEFAULT_REFERENCE_ARCHS  # noqa: E402
+from supernet.progress import format_seconds  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 SHARED = (
     "seed",
@@ -77,12 +89,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     swapped = "query" in stages and not space.enumerable
     if swapped:
         stages = list(dict.fromkeys("search" if s == "query" else s for s in stages))
-        print(
+        log.info(
             f"space {space.name} has {space.size:.3g} archs, too many for a table: running "
             "`search` in place of `query`"
         )
     results: dict[str, Any] = {}
     chain: dict[str, Any] = {}
+    stage_s: dict[str, float] = {}
     for stage in stages:
         if stage == "evaluate":
             chain = {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
@@ -97,9 +110,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 chain["checkpoint"] = results["fit"]["checkpoint"]
         else:
             chain = {}
+        log.info(f"stage {stage}: started")
+        t0 = time.perf_counter()
         results[stage] = STAGES[stage](stage_config(cfg, stage, chain))
+        stage_s[stage] = time.perf_counter() - t0
+        log.info(f"stage {stage}: done in {format_seconds(stage_s[stage])}")
     results["output_dir"] = str(out)
+    results["stage_s"] = stage_s
+    results["summary"], results["warnings"] = summarise(cfg, results)
     return results
+
+
+def summarise(cfg: DictConfig, results: dict[str, Any]) -> tuple[str, list[str]]:
+    """Builds the run's summary, writes `summary.md` beside the outputs; returns it and its
+    warnings."""
+    out = Path(results["output_dir"])
+    train = results.get("train")
+    if train is not None:
+        ref_acc = reference_accuracies(train["metrics"])
+    else:  # a run that starts later: the training logs of this folder, if any
+        logged = read_last_metrics(out / "csv" / "metrics.csv")
+        ref_acc = reference_accuracies(logged) if logged else None
+    answer = results.get("query") or results.get("search") or {}
+    score_column = str((cfg.get("query") or {}).get("score_column") or "score")
+    plots = [p for p in ((results.get("fit") or {}).get("plot"), answer.get("pareto_plot")) if p]
+    ref_archs = list((cfg.get("supernet") or {}).get("reference_archs") or [])
+    if not ref_archs and ref_acc and hydra.utils.instantiate(cfg.space).name == "nb201":
+        ref_archs = list(DEFAULT_REFERENCE_ARCHS)  # what SupernetModule logs without a list
+    text, warnings = build_summary(
+        out,
+        results["stage_s"],
+        ref_acc,
+        int(cfg.data.num_classes),
+        (results.get("fit") or {}).get("metrics"),
+        answer.get("top", []),
+        score_column if "query" in results else "score",
+        [p for p in plots if Path(p).is_file()],
+        ref_archs,
+    )
+    atomic_write_text(out / "summary.md", text + "\n")
+    return text, warnings
 
 
 @hydra.main(config_path="../conf", config_name="run", version_base="1.3")
@@ -109,11 +159,17 @@ def main(cfg: DictConfig) -> None:
     except (DataError, BudgetError) as err:  # bad input or impossible budgets: say so, exit 2
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    if "query" in results:
-        query.print_top(results["query"], str(cfg.query.score_column or "score"))
-    if "search" in results:
-        query.print_top(results["search"], "score")
-    print(f"pipeline outputs in {results['output_dir']}")
+    answer = results.get("query") or results.get("search")
+    if answer is not None:
+        query.print_top(
+            answer, str(cfg.query.score_column or "score") if "query" in results else "score"
+        )
+    log.info(
+        "summary (also in %s):\n%s", Path(results["output_dir"]) / "summary.md", results["summary"]
+    )
+    for warning in results["warnings"]:
+        log.warning(warning)
+    log.info(f"pipeline outputs in {results['output_dir']}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,15 @@ import json
 
 from hydra import initialize_config_dir
 
+from predictor.graph import edge_mask, full_edges
+from predictor.topk import class_key
 from scripts import retrain
 from scripts.run import run
+from supernet.space import NB201Space
 from tests.conftest import CONF, make_cfg
 
 FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]
+SPACE = NB201Space()
 
 
 def test_pipeline_end_to_end(tmp_path):
@@ -26,15 +30,56 @@ def test_pipeline_end_to_end(tmp_path):
     # digits are 1x8x8: the table's costs are for that input, not CIFAR's
     assert min(float(r["flops_M"]) for r in table) < 1.0
     best = json.loads((tmp_path / "best_arch.json").read_text())
-    assert best["arch"] == table[0]["arch"]
-    for name in ("train_run.json", "evaluate_run.json", "fit.json", "pareto.png"):
+    # the top-1 class's cheapest member: isomorphic to the table's first row, no dearer
+    assert class_key(SPACE, SPACE.parse(best["arch"])) == class_key(
+        SPACE, SPACE.parse(table[0]["arch"])
+    )
+    assert best["flops_M"] <= float(table[0]["flops_M"])
+    check_top_rows(results["query"]["top"], table)
+    for name in (
+        "train_run.json",
+        "evaluate_run.json",
+        "fit.json",
+        "pareto.png",
+        "query_run.json",
+    ):
         assert (tmp_path / name).is_file(), name
+    summary = (tmp_path / "summary.md").read_text()
+    assert results["summary"] in summary
+    for stage in ("train", "evaluate", "fit", "query"):
+        assert f"{stage} " in summary and stage in results["stage_s"]
+    assert "ref 0" in summary and "Top archs" in summary
+    # the guard speaks exactly when the tiny run's answer is noise
+    refs = [v for k, v in results["train"]["metrics"].items() if k.startswith("val/acc/")]
+    no_conv = sum(not r["live_conv"] for r in results["query"]["top"])
+    noise = max(refs) < 20.0 or 2 * no_conv >= len(results["query"]["top"])
+    assert ("WARNING" in summary) == noise == bool(results["warnings"])
 
     # the exported arch retrains standalone from its JSON file
     rcfg = make_cfg("retrain", tmp_path / "retrain", [f"arch={tmp_path / 'best_arch.json'}"])
     out = retrain.run(rcfg)
     assert out["summary"]["arch"] == best["arch"]
     assert 0.0 <= out["summary"]["test_acc"] <= 100.0
+
+
+def check_top_rows(top: list[dict], table: list[dict]) -> None:
+    """The query's rows: one per isomorphism class (dead edges ignored), each its class's cheapest
+    member with the class's size, and `live_conv` as the predictor's own pruning sees it."""
+    classes: dict[str, list[dict]] = {}
+    for r in table:
+        classes.setdefault(class_key(SPACE, SPACE.parse(r["arch"])), []).append(r)
+    keys = [class_key(SPACE, SPACE.parse(r["arch"])) for r in top]
+    assert len(keys) == len(set(keys)) == len(top) > 1
+    edges = full_edges(SPACE)
+    conv_nodes = lambda a: {e + 1 for e, o in enumerate(a) if "conv" in SPACE.ops[o]}  # noqa: E731
+    for r, k in zip(top, keys):
+        members = classes[k]
+        assert r["class_size"] == len(members) and r["dead_ops"] == 0
+        assert r["flops_M"] == min(float(m["flops_M"]) for m in members)
+        assert r["score"] == max(float(m["score"]) for m in members)
+        arch = SPACE.parse(r["arch"])
+        kept = {n for (s, t), m in zip(edges, edge_mask(SPACE, arch)) if m for n in (s, t)}
+        assert r["live_conv"] == bool(conv_nodes(arch) & kept), r["arch"]
 
 
 def test_stage_sections_override_one_stage(tmp_path):

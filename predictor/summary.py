@@ -1,0 +1,136 @@
+"""The one-screen summary of a pipeline run (`summary.md`): what each stage cost, how well the
+supernet trained, how well the fit generalises, the answer and its plots, and plain warnings when the
+answer should not be trusted (`predictor.topk.sanity_warnings`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from predictor.topk import sanity_warnings
+from supernet.progress import format_seconds
+
+# the fit's held-out rank correlation, when scripts/fit.py reports one in its metrics
+HELDOUT_TAU_KEYS = ("fit/heldout_tau", "heldout_tau")
+_REF = re.compile(r"^val/acc/(\d+)$")
+
+
+def read_last_metrics(path: str | Path) -> dict[str, float]:
+    """The last logged value of every column of a Lightning `metrics.csv` (rows are sparse: each
+    holds only what was logged at its step). Missing file: empty."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    last: dict[str, float] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k and v not in (None, ""):
+                    try:
+                        last[k] = float(v)
+                    except ValueError:
+                        continue
+    return last
+
+
+def reference_accuracies(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """`val/acc/<i>` (the supernet's reference archs, percent) by index, from train metrics."""
+    found = {int(m.group(1)): float(v) for k, v in metrics.items() if (m := _REF.match(k))}
+    return {f"ref {i}": found[i] for i in sorted(found)}
+
+
+def heldout_tau(fit_metrics: Mapping[str, Any]) -> float | None:
+    """The fit's held-out Kendall tau, if the fit measured one."""
+    for key in HELDOUT_TAU_KEYS:
+        value = fit_metrics.get(key)
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def _top_table(top: Sequence[Mapping[str, Any]], score_column: str) -> list[str]:
+    cols = [
+        ("arch", "arch"),
+        (score_column, score_column),
+        ("flops_M", "FLOPs (M)"),
+        ("params_M", "params (M)"),
+        ("class_size", "class"),
+        ("live_conv", "live conv"),
+    ]
+    cols = [(k, name) for k, name in cols if any(k in r for r in top)]
+    lines = [
+        "| # | " + " | ".join(name for _, name in cols) + " |",
+        "|---:|" + "|".join(":---" if k == "arch" else "---:" for k, _ in cols) + "|",
+    ]
+    for i, r in enumerate(top, 1):
+        cells = []
+        for k, _ in cols:
+            v = r.get(k, "")
+            if isinstance(v, bool):
+                v = "yes" if v else "**no**"
+            elif isinstance(v, float):
+                v = f"{v:.4g}"
+            cells.append(f"`{v}`" if k == "arch" else str(v))
+        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def build_summary(
+    output_dir: str | Path,
+    stage_s: Mapping[str, float],
+    ref_acc: Mapping[str, float] | None,
+    num_classes: int,
+    fit_metrics: Mapping[str, Any] | None,
+    top: Sequence[Mapping[str, Any]],
+    score_column: str = "score",
+    plots: Sequence[str | Path] = (),
+    ref_archs: Sequence[str] = (),
+) -> tuple[str, list[str]]:
+    """The summary as markdown, and the warnings it contains (also for the log).
+
+    Args:
+        stage_s: wall seconds per stage, in run order.
+        ref_acc: `reference_accuracies` of the training run (None: no training in this run).
+        fit_metrics: `fit.run`'s metrics (None: no fit in this run).
+        top: the query's (or search's) top rows.
+        ref_archs: arch strings of the reference archs, in index order (shown when given).
+    """
+    warnings = sanity_warnings(ref_acc, num_classes, top)
+    lines = [f"# Run summary: {output_dir}", ""]
+    if warnings:
+        lines += ["## WARNING: do not trust this answer yet", ""]
+        lines += [f"- {w}" for w in warnings] + [""]
+    total = sum(stage_s.values())
+    times = ", ".join(f"{s} {format_seconds(t)}" for s, t in stage_s.items())
+    lines += [f"**Stages** ({format_seconds(total)} in all): {times}", ""]
+    if ref_acc is not None:
+        accs = ", ".join(f"{k} {v:.1f}%" for k, v in ref_acc.items()) or "none logged"
+        lines.append(
+            f"**Supernet reference archs**, held-out accuracy (chance "
+            f"{100.0 / num_classes:.0f}%): {accs}"
+        )
+        for name, arch in zip(ref_acc, ref_archs):
+            lines.append(f"  - {name}: `{arch}`")
+        lines.append("")
+    if fit_metrics is not None:
+        tau = heldout_tau(fit_metrics)
+        held = (
+            f"held-out Kendall tau **{tau:.3f}**"
+            if tau is not None
+            else "held-out Kendall tau: not measured (the fit reports no `fit/heldout_tau`)"
+        )
+        train_tau = fit_metrics.get("fit/train_tau")
+        train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""
+        samples = fit_metrics.get("fit/samples", "?")
+        lines += [f"**Fit** on {samples} subnets: {held}{train}", ""]
+    if top:
+        lines += ["**Top archs** (one per isomorphism class, its cheapest member):", ""]
+        lines += _top_table(top, score_column) + [""]
+    if plots:
+        lines += ["**Plots**: " + ", ".join(f"`{Path(p).name}`" for p in plots), ""]
+    return "\n".join(lines), warnings
