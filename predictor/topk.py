@@ -16,6 +16,7 @@ own class.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,10 +140,15 @@ def dedup_classes(
     return rows
 
 
-def near_chance(ref_acc: Mapping[str, float], num_classes: int, factor: float = 2.0) -> bool:
-    """Whether the best reference arch's accuracy (percent) is under `factor` x chance: a supernet
-    that never lifted any reference arch to twice chance ranks subnets by noise."""
-    return bool(ref_acc) and max(ref_acc.values()) < factor * 100.0 / num_classes
+def near_chance(ref_acc: Mapping[str, float], num_classes: int, fraction: float = 0.25) -> bool:
+    """Whether the median reference arch's accuracy (percent) is within `fraction` of the way from
+    chance to 100% (32.5% for 10 classes). The median, because the reference set holds a cut-off
+    cell that stays at chance by design; on digits a trained supernet puts it near 90%, while the
+    30-epoch default of the first build sat at 15-21% for its conv cells (38% pooling-only)."""
+    if not ref_acc:
+        return False
+    chance = 100.0 / num_classes
+    return statistics.median(ref_acc.values()) < chance + fraction * (100.0 - chance)
 
 
 def sanity_warnings(

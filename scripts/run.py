@@ -32,7 +32,7 @@ from predictor.summary import build_summary, read_last_metrics, reference_accura
 from scripts import evaluate, fit, query, search, train  # noqa: E402
 from scripts.query import BudgetError  # noqa: E402
 from supernet.module import DEFAULT_REFERENCE_ARCHS  # noqa: E402
-from supernet.progress import format_seconds  # noqa: E402
+from supernet.progress import EpochProgress, format_seconds  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             chain = {}
         log.info(f"stage {stage}: started")
         t0 = time.perf_counter()
-        results[stage] = STAGES[stage](stage_config(cfg, stage, chain))
+        scfg = stage_config(cfg, stage, chain)
+        if stage == "train":  # epoch lines in the log: Lightning's bar leaves none in a file
+            results[stage] = train.run(scfg, extra_callbacks=[EpochProgress(log)])
+        else:
+            results[stage] = STAGES[stage](scfg)
         stage_s[stage] = time.perf_counter() - t0
         log.info(f"stage {stage}: done in {format_seconds(stage_s[stage])}")
     results["output_dir"] = str(out)

@@ -14,6 +14,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from pytorch_lightning import Callback
+
 
 def format_seconds(s: float) -> str:
     """`42 s`, `3 min 05 s`, `1 h 02 min`."""
@@ -52,6 +54,7 @@ class LogProgress:
         self.every_s = float(every_s)
         self.bar = sys.stdout.isatty() if bar is None else bar
         self._progress: Any = None
+        self.note = ""
         self._task: Any = None
 
     def __enter__(self) -> LogProgress:
@@ -72,10 +75,11 @@ class LogProgress:
         ran = self.done - self.start_done
         if 0 < ran and self.done < self.total:
             text += f", ~{format_seconds(elapsed / ran * (self.total - self.done))} left"
-        return text
+        return f"{text}; {self.note}" if self.note else text
 
-    def advance(self, n: int = 1) -> None:
-        self.done += n
+    def advance(self, n: int = 1, note: str = "") -> None:
+        """Counts `n` more items done; `note` (e.g. the latest metric) closes the next line."""
+        self.done, self.note = self.done + n, note
         if self._progress is not None:
             self._progress.advance(self._task, n)
             return
@@ -94,3 +98,43 @@ class LogProgress:
             self._progress.stop()
         if exc_type is None:
             self.log.info(self.line())
+
+
+class EpochProgress(Callback):
+    """Logs the supernet's training through `LogProgress`: epochs done, time left, the latest
+    reference-arch accuracy (`val/acc`) and training loss. Lightning's own bar writes nothing
+    readable to a file.
+
+    Args:
+        log: where the lines go.
+        every_s: seconds between lines when stdout is not a terminal.
+    """
+
+    def __init__(self, log: logging.Logger, every_s: float = 30.0) -> None:
+        self.logger, self.every_s = log, every_s
+        self.progress: LogProgress | None = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        total = int(trainer.max_epochs or 0)
+        self.progress = LogProgress(
+            "training the supernet (epochs)",
+            total,
+            self.logger,
+            completed=trainer.current_epoch,
+            every_s=self.every_s,
+            bar=False,  # Lightning shows its own bar on a terminal
+        ).__enter__()
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.progress is None:
+            return
+        m = trainer.callback_metrics
+        note = ", ".join(
+            f"{k} {float(m[k]):.3g}" for k in ("val/acc", "train/loss_epoch") if k in m
+        )
+        self.progress.advance(1, note)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+            self.progress = None

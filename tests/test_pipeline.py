@@ -2,6 +2,8 @@
 
 import csv
 import json
+import logging
+import statistics
 
 from hydra import initialize_config_dir
 
@@ -16,10 +18,21 @@ FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]
 SPACE = NB201Space()
 
 
-def test_pipeline_end_to_end(tmp_path):
+def test_pipeline_end_to_end(tmp_path, caplog):
     cfg = make_cfg("run", tmp_path, FAST_FIT)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with (
+        caplog.at_level(logging.INFO),
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
+    ):
         results = run(cfg)
+    # what a log file holds: a line per stage with its time, progress of the long loops
+    for line in (
+        "stage train: done in",
+        "training the supernet (epochs): 1/1 (100%)",
+        "evaluating subnets: 12/12 (100%)",
+        "stage query: done in",
+    ):
+        assert line in caplog.text, line
     assert set(results) >= {"train", "evaluate", "fit", "query"}
     subnets = list(csv.DictReader(open(tmp_path / "subnets.csv")))
     assert len(subnets) == 12  # debug=tiny evaluates 12 archs
@@ -52,7 +65,7 @@ def test_pipeline_end_to_end(tmp_path):
     # the guard speaks exactly when the tiny run's answer is noise
     refs = [v for k, v in results["train"]["metrics"].items() if k.startswith("val/acc/")]
     no_conv = sum(not r["live_conv"] for r in results["query"]["top"])
-    noise = max(refs) < 20.0 or 2 * no_conv >= len(results["query"]["top"])
+    noise = statistics.median(refs) < 32.5 or 2 * no_conv >= len(results["query"]["top"])
     assert ("WARNING" in summary) == noise == bool(results["warnings"])
 
     # the exported arch retrains standalone from its JSON file

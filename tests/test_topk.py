@@ -104,6 +104,9 @@ def test_sanity_warnings() -> None:
     live = [{"live_conv": True}] * 10
     dead = [{"live_conv": False}] * 6 + [{"live_conv": True}] * 4
     assert sanity_warnings({"ref 0": 85.0, "ref 3": 10.0}, 10, live) == []
+    # the first build's 30-epoch supernet: conv cells near chance, the pooling-only cell above
+    refs = {"ref 0": 21.1, "ref 1": 15.0, "ref 2": 38.0, "ref 3": 10.4}
+    assert "near chance" in sanity_warnings(refs, 10, live)[0]
     (w,) = sanity_warnings({"ref 0": 14.0, "ref 1": 11.0}, 10, live)
     assert "near chance" in w and "14.0%" in w
     (w,) = sanity_warnings(None, 10, dead)
