@@ -13,8 +13,10 @@ half a file and a failed run overwrites nothing.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from supernet.space import Arch, SearchSpace
-from supernet.utils import atomic_write, file_sha256, git_hash  # noqa: F401  (re-exported)
-
-
-class DataError(ValueError):
-    """A stage file that cannot be used; the message names file, line and value."""
+from supernet.utils import (  # noqa: F401  (re-exported)
+    DataError,
+    atomic_write,
+    file_sha256,
+    git_hash,
+)
 
 
 def _open_rows(
@@ -36,16 +39,31 @@ def _open_rows(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: bytes {data[err.start : err.end]!r} are not UTF-8 text; expected a CSV"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
         header = [h.strip() for h in (reader.fieldnames or [])]
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:  # DictReader would silently keep the last of them
+            raise DataError(
+                f"{path}:1: column(s) {twice} appear more than once; header is {header}"
+            )
         missing = [c for c in required if c not in header]
         if missing:
             raise DataError(f"{path}:1: missing column(s) {missing}; header is {header}")
         reader.fieldnames = header
-        rows = []
         for row in reader:
             rows.append((reader.line_num, row))
+    except csv.Error as err:  # a NUL byte, a field over the csv module's size limit, ...
+        raise DataError(f"{path}:{reader.line_num}: not a readable CSV row ({err})") from None
     if not rows:
         raise DataError(f"{path}: no data rows (expected columns {list(required)})")
     return header, rows
@@ -160,10 +178,36 @@ def read_table(
     """
     path = Path(path)
     header, rows = _open_rows(path, ["arch", score_column])
+    if not path.read_bytes().endswith(b"\n"):  # our writers end every row; a copy was cut short
+        raise DataError(
+            f"{path}:{rows[-1][0]}: the last row has no line end: the file was cut off (copied "
+            "or written partly); copy or write it again"
+        )
     cols: dict[str, Any] = {"arch": np.array([r["arch"] for _, r in rows], dtype=object)}
     for c in dict.fromkeys([score_column, *[n for n in numeric if n in header]]):
         cols[c] = np.array([_parse_float(path, line, c, r[c]) for line, r in rows])
     return header, cols
+
+
+def check_writable(paths: Iterable[str | Path]) -> None:
+    """Fails before any work when an output cannot be written: its folder cannot be made or
+    written (a path under a file, say), or the path is a folder.
+
+    Raises:
+        DataError: naming the output and why.
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise DataError(f"output {path} is a folder; expected a file path")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(
+                f"output {path}: cannot make its folder {path.parent} ({err.strerror}); expected "
+                "a path in a writable folder"
+            ) from None
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise DataError(f"output {path}: folder {path.parent} is not writable")
 
 
 def atomic_write_csv(

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from predictor.io import atomic_save, atomic_write_csv
+from predictor.io import DataError, atomic_save, atomic_write_csv
 from predictor.module import GCNPredictor, RidgePredictor, predictor_from_state
-from supernet.space import Arch, SearchSpace
+from supernet.space import Arch, SearchSpace, get_space
+from supernet.utils import load_checkpoint_file
 
 TABLE_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M", "acc", "count")
 
@@ -150,17 +151,17 @@ def save_checkpoint(
 ) -> Path:
     """Saves the fitted predictor with everything needed to predict again (atomic write).
 
-    The checkpoint holds the predictor's state, the resolved config, the space's name and size
-    arguments, the feature names and the standardised `u` of every arch, the samples' sha256, the
-    git commit, and `hash` (data + config).
+    The checkpoint holds the predictor's state, the resolved config, the space's registered name
+    and layout arguments (`space.config()`: plain data, rebuilt by `get_space`, never by a class
+    path from the file), the feature names and the standardised `u` of every arch, the samples'
+    sha256, the git commit, and `hash` (data + config). It loads with `weights_only=True`.
     """
-    space_args = {k: getattr(space, k) for k in ("C", "N") if hasattr(space, k)}
     return atomic_save(
         {
             "predictor": predictor.state_dict(),
             "config": config,
             "space": space.name,
-            "space_args": space_args,
+            "space_config": space.config(),
             "feature_names": feature_names,
             "u": u,
             "samples_sha256": samples_sha256,
@@ -171,11 +172,41 @@ def save_checkpoint(
     )
 
 
+def read_checkpoint(path: str | Path) -> tuple[dict, SearchSpace]:
+    """A predictor checkpoint (tensors and plain data only, `weights_only=True`) and the space it
+    was fitted on, rebuilt from the space's registered name and layout arguments.
+
+    Raises:
+        DataError: a missing, corrupt or pickle-needing file, or one without a known space.
+    """
+    ckpt = load_checkpoint_file(path, "predictor checkpoint")
+    name = ckpt.get("space")
+    if "predictor" not in ckpt or not isinstance(name, str):
+        raise DataError(
+            f"{path} is not a predictor checkpoint (no 'predictor' or 'space'); expected a "
+            "predictor.ckpt from scripts/fit.py"
+        )
+    args = ckpt.get("space_config")
+    if args is None:  # older checkpoints: the config's space arguments, its class path dropped
+        old = (ckpt.get("config") or {}).get("space")
+        args = {k: v for k, v in old.items() if not k.startswith("_")} if old else {}
+    try:
+        return ckpt, get_space(name, **args)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{path}: cannot rebuild its search space {name!r}: {err}") from None
+
+
 def load_checkpoint(
     path: str | Path, space: SearchSpace
 ) -> tuple[GCNPredictor | RidgePredictor, dict]:
     """A fitted predictor and the checkpoint dict; refuses a checkpoint of another space."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt["space"] != space.name:
-        raise ValueError(f"{path}: checkpoint is for space {ckpt['space']!r}, not {space.name!r}")
-    return predictor_from_state(space, ckpt["predictor"]), ckpt
+    ckpt, fitted_on = read_checkpoint(path)
+    if fitted_on.name != space.name:
+        raise DataError(f"{path}: checkpoint is for space {fitted_on.name!r}, not {space.name!r}")
+    try:
+        return predictor_from_state(space, ckpt["predictor"]), ckpt
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{path} is not a complete predictor checkpoint ({type(err).__name__}: "
+            f"{str(err)[:200]})"
+        ) from None

@@ -155,7 +155,8 @@ class ChainSpace(SearchSpace):
         for op in tokens:
             if op not in self.ops:
                 raise ValueError(
-                    f"chain: unknown op {op!r} in arch string {arch_str!r}; expected {expected}"
+                    f"chain: unknown op {ascii(op)} in arch string {ascii(arch_str)}; "
+                    f"expected {expected}"
                 )
         arch = tuple(self.ops.index(op) for op in tokens)
         try:

@@ -15,6 +15,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from supernet.utils import DataError, check_count
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 
@@ -85,11 +87,17 @@ def _read_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         with np.load(path) as z:
             x, y = z["x"], z["y"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is damaged or not a CIFAR-10 npz ({err}); expected {expected}"
         ) from None
     if x.ndim != 4 or x.shape[3] != 3 or x.dtype != np.uint8 or y.shape != (len(x),):
-        raise ValueError(f"{path}: found x {x.dtype} {x.shape}, y {y.shape}; expected {expected}")
+        raise DataError(f"{path}: found x {x.dtype} {x.shape}, y {y.shape}; expected {expected}")
+    bad = np.flatnonzero((y < 0) | (y >= 10) | (y != np.round(y)))
+    if len(bad):
+        raise DataError(
+            f"{path}: label y[{bad[0]}]={y[bad[0]]!r} ({len(bad)} such); expected class indices "
+            "0..9"
+        )
     return _nhwc(x), torch.from_numpy(y.astype(np.int64))
 
 
@@ -100,6 +108,8 @@ def _read_cifar10_batches(folder: Path) -> Arrays:
             path = folder / name
             if not path.is_file():
                 raise FileNotFoundError(f"CIFAR-10 batch {path} is missing")
+            # torchvision's layout is pickle by definition: loading it runs whatever the file
+            # says, so only use files from a source you trust; the npz layout holds arrays only
             with open(path, "rb") as f:
                 d = pickle.load(f, encoding="bytes")
             xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
@@ -260,9 +270,14 @@ class NASDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if not 0.0 < heldout_fraction < 1.0:
-            raise ValueError(
+            raise DataError(
                 f"data.heldout_fraction={heldout_fraction} must lie strictly in (0, 1)"
             )
+        batch_size = check_count("data.batch_size", batch_size, 1)
+        eval_batch_size = check_count("data.eval_batch_size", eval_batch_size, 1)
+        val_images = check_count("data.val_images", val_images, 0, "0: the whole held-out split")
+        limit_train = check_count("data.limit_train", limit_train, 0, "0: every training image")
+        pad = check_count("data.pad", pad, 0)
         self.name, self.root, self.download = name, root, download
         self.expected = {
             "num_classes": num_classes,

@@ -1,22 +1,30 @@
 """Append-only result files: one CSV row per architecture, flushed as soon as it is measured.
 
-A rerun reads what is there, repairs a truncated last line (a run killed mid-write), refuses a file
-written with other fixed settings (another checkpoint, say), and skips the keys already done.
+A rerun reads what is there, refuses a file that is not its own (header first) or was written with
+other fixed settings (another checkpoint, say), repairs a truncated last line (a run killed
+mid-write), and skips the keys already done.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from supernet.utils import atomic_write_bytes
+from supernet.utils import DataError, atomic_write_bytes
 
 
 class ResultsCSV:
     """A resumable CSV of results keyed by one column.
+
+    The file is locked (`flock`) while this object holds it: a second writer of the same file is
+    refused, never interleaved (two evaluations would each redo and append every arch). The lock
+    goes with the process, so a killed run leaves nothing to clean up. A file whose header is not
+    this one's is refused and left untouched; only then is a cut-off last line repaired.
 
     Args:
         path: the CSV file (created with a header if missing).
@@ -24,6 +32,10 @@ class ResultsCSV:
         key: the column that identifies a row (`arch`).
         fixed: column -> value every row of this file must have (e.g. the checkpoint hash); a file
             whose rows disagree is refused rather than mixed.
+
+    Raises:
+        DataError: the file is another kind of file, holds rows of other settings, is not UTF-8,
+            is being written by another process, or cannot be created (`out=` under a file, say).
     """
 
     def __init__(
@@ -33,38 +45,97 @@ class ResultsCSV:
         key: str = "arch",
         fixed: dict[str, Any] | None = None,
     ) -> None:
+        self._fd: int | None = None
         self.path, self.columns, self.key = Path(path), list(columns), key
         self.fixed = {k: str(v) for k, v in (fixed or {}).items()}
         if key not in self.columns:
             raise ValueError(f"key column {key!r} is not among the columns {self.columns}")
         self.rows: dict[str, dict[str, str]] = {}
         self.repaired = False
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            self._load()
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "w", newline="") as f:
-                f.write(",".join(self.columns) + "\n")
+        self._fd = self._open_locked()
+        try:
+            data = self._read_all()
+            if data:
+                self._load(data)
+            else:
+                os.write(self._fd, (",".join(self.columns) + "\n").encode())
+        except BaseException:
+            self.close()
+            raise
 
-    def _load(self) -> None:
-        data = self.path.read_bytes()
+    def _open_locked(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as err:
+            raise DataError(
+                f"cannot write results file {self.path}: {err.strerror} (expected a file path in a "
+                "writable folder)"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataError(
+                f"{self.path} is being written by another process (it holds a lock on the file); "
+                "wait for it to finish, or give this run another out= (shards: shard=K "
+                "num_shards=N)"
+            ) from None
+        return fd
+
+    def _read_all(self) -> bytes:
+        chunks, offset = [], 0
+        while chunk := os.pread(self._fd, 1 << 20, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Releases the file (and its lock); the rows read so far stay readable."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ResultsCSV:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _load(self, data: bytes) -> None:
+        # Our own file first: its first line must be exactly our header. Only then may a cut-off
+        # last line be dropped; a foreign file is never modified.
+        first = data.split(b"\n", 1)[0]
+        header = ",".join(self.columns).encode()
+        if first.rstrip(b"\r") != header or b"\n" not in data:
+            shown = first[:200].decode("utf-8", "backslashreplace")
+            raise DataError(
+                f"{self.path}: not a results file of this run (first line {shown!r}, expected the "
+                f"header {header.decode()!r}); left untouched: write to a new file instead"
+            )
         if not data.endswith(b"\n"):  # killed mid-row: drop the partial line, it is redone
             data = data[: data.rfind(b"\n") + 1]
-            with open(self.path, "r+b") as f:
-                f.truncate(len(data))
+            os.ftruncate(self._fd, len(data))
             self.repaired = True
-        reader = csv.DictReader(io.StringIO(data.decode()))
-        if reader.fieldnames != self.columns:
-            raise ValueError(
-                f"{self.path}: header {reader.fieldnames} differs from the expected {self.columns}; "
-                f"write to a new file instead"
-            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            raise DataError(
+                f"{self.path}, line {line}: bytes {data[err.start : err.end]!r} are not UTF-8 "
+                "text; expected a CSV written by this project"
+            ) from None
+        reader = csv.DictReader(io.StringIO(text))
         for line, row in enumerate(reader, start=2):
             for col, want in self.fixed.items():
                 if row[col] != want:
-                    raise ValueError(
-                        f"{self.path}, line {line}: {col}={row[col]!r} but this run has {col}={want!r}; "
-                        f"results from different settings are not mixed: write to a new file"
+                    raise DataError(
+                        f"{self.path}, line {line}: {col}={row[col]!r} but this run has "
+                        f"{col}={want!r}; results from different settings are not mixed: write "
+                        "to a new file"
                     )
             self.rows[row[self.key]] = row
 
@@ -79,15 +150,17 @@ class ResultsCSV:
         key = str(row[self.key])
         if key in self.rows:
             raise ValueError(f"{self.path}: {self.key}={key!r} is already recorded")
+        if self._fd is None:
+            raise ValueError(f"{self.path}: closed; open a new ResultsCSV to append")
         full = {**self.fixed, **{k: v for k, v in row.items()}}
         missing = [c for c in self.columns if c not in full]
         if missing:
             raise ValueError(f"{self.path}: row for {key!r} lacks columns {missing}")
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow([full[c] for c in self.columns])
-        with open(self.path, "a", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()  # in the OS's hands: survives SIGKILL of this process
+        os.write(
+            self._fd, buf.getvalue().encode()
+        )  # one write, in the OS's hands: survives SIGKILL
         self.rows[key] = {c: str(full[c]) for c in self.columns}
 
 
@@ -98,27 +171,28 @@ def read_archs_csv(
     order, or best first by the numeric column `rank_by`. Errors name the file, line and value."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"arch list {path} does not exist; expected a CSV with an arch column"
-        )
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        need = ["arch"] + ([rank_by] if rank_by else [])
-        missing = [c for c in need if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        entries = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                arch = space.parse(row["arch"])
-                value = float(row[rank_by]) if rank_by else 0.0
-            except ValueError as err:
-                raise ValueError(f"{path}, line {line}: {err}") from None
-            if value != value:
-                raise ValueError(f"{path}, line {line}: {rank_by} is NaN for {row['arch']!r}")
-            entries.append((arch, value))
+        raise DataError(f"arch list {path} does not exist; expected a CSV with an arch column")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text at byte {err.start}; expected a CSV") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    need = ["arch"] + ([rank_by] if rank_by else [])
+    missing = [c for c in need if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+    entries = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            arch = space.parse(row["arch"])
+            value = float(row[rank_by]) if rank_by else 0.0
+        except (ValueError, TypeError, AttributeError) as err:
+            raise DataError(f"{path}, line {line}: {err}") from None
+        if value != value:
+            raise DataError(f"{path}, line {line}: {rank_by} is NaN for {row['arch']!r}")
+        entries.append((arch, value))
     if not entries:
-        raise ValueError(f"{path}: no rows")
+        raise DataError(f"{path}: no rows")
     if rank_by:
         entries.sort(key=lambda e: -e[1])
     seen: set[tuple[int, ...]] = set()

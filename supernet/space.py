@@ -152,7 +152,8 @@ class NB201Space(SearchSpace):
         for op in match.groups():
             if op not in self.ops:
                 raise ValueError(
-                    f"nb201: unknown op {op!r} in arch string {arch_str!r}; expected {expected}"
+                    f"nb201: unknown op {ascii(op)} in arch string {ascii(arch_str)}; "
+                    f"expected {expected}"
                 )
         return tuple(self.ops.index(op) for op in match.groups())
 

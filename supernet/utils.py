@@ -1,17 +1,72 @@
-"""Small shared helpers: provenance of result files and atomic writes."""
+"""Small shared helpers: provenance of result files, atomic writes, safe checkpoint loading, and
+`DataError`, the one error type for an input that cannot be used (entry points exit 2 on it)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+
+class DataError(ValueError):
+    """An input (file, setting) that cannot be used; the message names it, the bad value and what
+    was expected. Entry points print it and exit 2."""
+
+
+def load_checkpoint_file(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
+    """`torch.load` with `weights_only=True`: tensors and plain data only, never code.
+
+    Raises:
+        DataError: no such file; a file that needs pickle to load (an old checkpoint, or a crafted
+            one: refused, nothing in it runs); a corrupt, truncated or empty file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise DataError(
+            f"{what} {path} holds objects other than tensors and plain data, which would need "
+            f"pickle (code from the file) to load; refused. Checkpoints of this version hold only "
+            f"plain data: remake it with this version ({str(err).splitlines()[-1][:200]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError) as err:
+        raise DataError(
+            f"{what} {path} is not a complete checkpoint (corrupt, truncated or empty: "
+            f"{type(err).__name__}: {str(err)[:120]})"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise DataError(
+            f"{what} {path} is not a complete checkpoint (holds a {type(ckpt).__name__}, "
+            "expected a dict)"
+        )
+    return ckpt
+
+
+def check_count(name: str, value: Any, minimum: int = 1, meaning: str = "") -> int:
+    """`value` as an int no smaller than `minimum`; else a DataError naming the setting, its value
+    and what was expected (`meaning` says what a special value such as 0 means)."""
+    try:
+        number = int(value)
+        ok = number == value or (isinstance(value, str) and str(number) == value.strip())
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or isinstance(value, bool) or number < minimum:
+        raise DataError(
+            f"{name}={value!r}: expected an integer >= {minimum}"
+            + (f" ({meaning})" if meaning else "")
+        )
+    return number
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,13 +92,66 @@ def git_hash() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def _umask() -> int:
+    try:  # Linux: read it without setting it (os.umask is process-wide, threads would see 0)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+# A temporary file without a live writer's pid in its name (an older naming) is only taken as a
+# leftover once this old: no save of ours takes an hour.
+STALE_TMP_S = 3600
+
+
+def clean_stale_tmp(path: str | Path) -> list[Path]:
+    """Removes the leftovers of `atomic_write(path)` runs that were killed mid-write: temporary
+    files `.<name>.<pid>.*.tmp` whose process is gone (or, without a pid, older than an hour)."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        try:
+            stale = (
+                not _pid_alive(int(pid))
+                if pid.isdigit()
+                else (time.time() - tmp.stat().st_mtime > STALE_TMP_S)
+            )
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # another process cleaned it first
+            pass
+    return removed
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Calls `write(tmp)` on a temporary file beside `path`, then renames it over `path`: readers
-    see the old file or the new one, never half of one."""
+    see the old file or the new one, never half of one. The file gets the umask's mode (as `open`
+    gives), not mkstemp's 0600, and the leftovers of killed earlier writes of `path` are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    clean_stale_tmp(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+    )
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(tmp)
         os.replace(tmp, path)
