@@ -5,6 +5,8 @@ Rows go to `subnets.csv` one by one as they are measured; a rerun skips the arch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ from supernet.evaluator import SubnetEvaluator, choose_archs  # noqa: E402
 from supernet.module import load_supernet, weights_hash  # noqa: E402
 from supernet.progress import LogProgress  # noqa: E402
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
-from supernet.utils import resolve_device, write_run_info  # noqa: E402
+from supernet.utils import DataError, check_count, resolve_device, write_run_info  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,50 @@ COLUMNS = [
     "images",
     "seed",
     "bn",
+    "heldout_images",
+    "calib_batches",
+    "bf16",
+    "data",
     "ckpt",
-]  # ckpt: digest of the supernet weights
+]  # ckpt: digest of the supernet weights; seed .. ckpt: the settings every row must share
+
+
+def data_key(data: DictConfig) -> str:
+    """The data settings an accuracy depends on (split, sizes, batch sizes: `bn=batch` normalises
+    by each batch, `recalibrate` by augmented training batches), as `<name>-<digest>`."""
+    settings = OmegaConf.to_container(data, resolve=True)
+    for k in ("_target_", "device", "download"):  # where and how, not which images
+        settings.pop(k, None)
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return f"{data.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def check_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The counts that change which archs or images are measured, checked before anything runs.
+
+    Returns:
+        num_archs (0: every arch of the kind, from `num_archs: null`), heldout_images (0: the
+        whole held-out split) and calib_batches.
+
+    Raises:
+        DataError: naming the setting, its value and what is expected.
+    """
+    num_archs = cfg.num_archs
+    if num_archs is not None:
+        num_archs = check_count("num_archs", num_archs, 1, "null evaluates every arch of the kind")
+    return {
+        "num_archs": num_archs or 0,
+        "heldout_images": check_count(
+            "heldout_images", cfg.heldout_images, 0, "0: the whole held-out split"
+        ),
+        "calib_batches": check_count(
+            "calib_batches", cfg.calib_batches, 1, "training batches per subnet for bn=recalibrate"
+        ),
+        "shard": check_count("shard", cfg.shard, 0),
+        "num_shards": check_count("num_shards", cfg.num_shards, 1),
+        "batch_size": check_count("data.batch_size", cfg.data.batch_size, 1),
+        "eval_batch_size": check_count("data.eval_batch_size", cfg.data.eval_batch_size, 1),
+    }
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -41,6 +85,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.merge:
         total = merge_shards(cfg.out, cfg.num_shards)
         return {"out": str(cfg.out), "evaluated": 0, "total": total, "archs": total}
+    counts = check_settings(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
     expected = {
@@ -53,9 +98,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     net = net.to(device)
     if Path(str(cfg.archs)).suffix == ".csv":
         archs = read_archs_csv(cfg.archs, space, cfg.rank_by)
-        archs = archs[: cfg.num_archs] if cfg.num_archs > 0 else archs
+        archs = archs[: counts["num_archs"]] if counts["num_archs"] else archs
     else:
-        archs = choose_archs(space, cfg.archs, cfg.num_archs, cfg.seed)
+        try:
+            archs = choose_archs(space, cfg.archs, counts["num_archs"], cfg.seed)
+        except ValueError as err:
+            raise DataError(str(err)) from None
     archs = archs[
         cfg.shard :: cfg.num_shards
     ]  # every process draws the same list, keeps its share
@@ -73,7 +121,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = ResultsCSV(
         out_path,
         COLUMNS,
-        fixed={"seed": cfg.seed, "bn": cfg.bn, "ckpt": weights_hash(net)},
+        fixed={
+            "seed": cfg.seed,
+            "bn": cfg.bn,
+            "heldout_images": counts["heldout_images"],
+            "calib_batches": counts["calib_batches"],
+            "bf16": bool(cfg.bf16),
+            "data": data_key(cfg.data),
+            "ckpt": weights_hash(net),
+        },
     )
     write_run_info(
         out_path.parent,
@@ -109,7 +165,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     log.info(f"{result['evaluated']} subnets evaluated, {result['total']} in {result['out']}")
 
 

@@ -34,6 +34,7 @@ from predictor.io import (  # noqa: E402
     DataError,
     atomic_savefig,
     atomic_write_json,
+    check_writable,
     file_sha256,
     git_hash,
     read_features,
@@ -50,6 +51,7 @@ from predictor.table import (  # noqa: E402
 )
 from supernet.latency import LatencyTable  # noqa: E402
 from supernet.proxies.vote import rank_vote  # noqa: E402
+from supernet.space import SearchSpace  # noqa: E402
 
 
 def plot_fit(
@@ -114,6 +116,26 @@ def vote_columns(
     return {c: available[c] for c in wanted}
 
 
+def read_latency(cfg: DictConfig, space: SearchSpace) -> LatencyTable | None:
+    """The latency table of `latency_table=FILE`, checked against the space before anything is
+    fitted or written (None without one)."""
+    if not cfg.get("latency_table"):
+        return None
+    try:
+        table = LatencyTable.load(cfg.latency_table)
+    except (FileNotFoundError, TypeError, ValueError, KeyError) as err:
+        raise DataError(
+            f"latency_table={cfg.latency_table}: not a latency table of scripts/latency.py "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    if table.space != space.name or len(table.op_ms) != space.num_decisions:
+        raise DataError(
+            f"latency_table={cfg.latency_table}: measured for space {table.space!r} with "
+            f"{len(table.op_ms)} layers; this space is {space.name!r} with {space.num_decisions}"
+        )
+    return table
+
+
 def check_finite(values: np.ndarray, name_of: Callable[[int], str], samples: str) -> None:
     """A diverged fit: say so, and write nothing."""
     bad = ~np.isfinite(values)
@@ -147,6 +169,9 @@ def run(cfg: DictConfig) -> dict:
         cols = list(cfg.feature_columns) if cfg.feature_columns else None
         extra = read_features(cfg.features, space, cols)
     voters = vote_columns(cfg, costs, extra)
+    latency = read_latency(cfg, space)
+    outputs = [cfg.checkpoint, cfg.plot, cfg.metrics] + ([cfg.table] if tabulate else [])
+    check_writable(outputs)
     names, u_all = space_features(costs if cfg.use_cost_features else None, extra)
     idx = torch.tensor([space.index(a) for a in archs])
     ops = torch.tensor(archs, dtype=torch.long)
@@ -172,6 +197,9 @@ def run(cfg: DictConfig) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     sha, git = file_sha256(cfg.samples), git_hash()
     measured = {a: (float(m), int(c)) for a, m, c in zip(archs, acc, counts)}
+    # fit.json, the provenance record, goes first and comes back last: a run killed in between
+    # leaves outputs without a record, never this run's outputs beside another run's record
+    Path(cfg.metrics).unlink(missing_ok=True)
     save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
     rows = []
     if tabulate:
@@ -188,10 +216,9 @@ def run(cfg: DictConfig) -> dict:
             for row, arch in zip(rows, row_archs):
                 row.append(f"{scores[space.index(arch)]:.6g}")
             extra = ["predicted"]
-        if cfg.get("latency_table"):  # measured on the target device by scripts/latency.py
-            lat = LatencyTable.load(cfg.latency_table)
+        if latency is not None:  # measured on the target device by scripts/latency.py
             for row, arch in zip(rows, row_archs):
-                row.append(f"{lat.arch_ms(space, arch):.6g}")
+                row.append(f"{latency.arch_ms(space, arch):.6g}")
             extra.append("latency_ms")
         write_table(cfg.table, rows, extra)
     plot_fit(

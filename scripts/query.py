@@ -33,8 +33,9 @@ from predictor.io import (  # noqa: E402
     git_hash,
     read_table,
 )
+from predictor.table import TABLE_COLUMNS  # noqa: E402
 from predictor.topk import dedup_classes, live_conv  # noqa: E402
-from supernet.utils import write_run_info  # noqa: E402
+from supernet.utils import check_count, write_run_info  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,16 @@ def run(cfg: DictConfig) -> dict:
     Raises:
         BudgetError: when no arch meets the budgets.
     """
+    check_count("top_k", cfg.top_k, 1, "how many of the best archs to show")
     space = hydra.utils.instantiate(cfg.space)
     sc = str(cfg.score_column)
     header, cols = read_table(cfg.table, sc, numeric=list(BUDGETS.values()))
     n = len(cols["arch"])
+    if header[: len(TABLE_COLUMNS)] == list(TABLE_COLUMNS) and n != space.size:
+        raise DataError(
+            f"{cfg.table}: a table of scripts/fit.py has one row per arch of the space, "
+            f"{space.size}; this one has {n} (cut off, or made for another space): write it again"
+        )
     archs = []
     for i, s in enumerate(cols["arch"]):
         try:

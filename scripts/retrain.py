@@ -17,16 +17,31 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from scripts.train import run as train  # noqa: E402
-from supernet.utils import atomic_write_bytes  # noqa: E402
+from supernet.utils import DataError, atomic_write_bytes  # noqa: E402
 
 
 def arch_string(value: str) -> str:
-    """An arch string, or the `arch` field of an exported JSON file."""
+    """An arch string, or the `arch` field of an exported JSON file.
+
+    Raises:
+        DataError: a missing or unreadable file, or one without a string `arch` field.
+    """
     if value.endswith(".json"):
         path = Path(value)
         if not path.is_file():
-            raise FileNotFoundError(f"arch file {path} does not exist")
-        return json.loads(path.read_text())["arch"]
+            raise DataError(f"arch file {path} does not exist (a best_arch.json of query.py)")
+        try:
+            record = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"arch file {path} is not JSON text ({err})") from None
+        arch = record.get("arch") if isinstance(record, dict) else None
+        if not isinstance(arch, str):
+            found = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise DataError(
+                f"arch file {path}: no string field 'arch' (found {found}); expected the "
+                "best_arch.json that query.py exports"
+            )
+        return arch
     return value
 
 
@@ -34,6 +49,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Trains the arch, tests it on the test split and writes `retrain.json`."""
     with open_dict(cfg):
         cfg.arch = arch_string(str(cfg.arch))
+    try:
+        hydra.utils.instantiate(cfg.space).parse(cfg.arch)
+    except ValueError as err:
+        raise DataError(f"arch={cfg.arch!r}: {err}") from None
     result = train(cfg, test=True)
     out = Path(cfg.paths.output_dir) / "retrain.json"
     summary = {
@@ -50,7 +69,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="retrain", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except (DataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"{cfg.arch}: test accuracy {result['summary']['test_acc']:.2f}% -> {result['out']}")
 
 

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from predictor.io import DataError, atomic_write_csv, atomic_write_json, git_hash  # noqa: E402
 from predictor.module import GCNPredictor, RidgePredictor  # noqa: E402
 from predictor.search import EvolutionSearch, NoArchFits  # noqa: E402
-from predictor.table import load_checkpoint  # noqa: E402
+from predictor.table import load_checkpoint, read_checkpoint  # noqa: E402
 from scripts import query  # noqa: E402
 from supernet.latency import LatencyTable  # noqa: E402
 from supernet.space import Arch, SearchSpace  # noqa: E402
@@ -84,9 +84,10 @@ def load_predictor(
     if not path.is_file():
         raise DataError(f"{path}: no such file (a predictor.ckpt from scripts/fit.py)")
     # the layout first: another one fails to load with a shape error, or, where the shapes agree
-    # (a path-graph GCN scores chains of any length), loads and scores the wrong layers
-    meta = torch.load(path, map_location="cpu", weights_only=False)["config"]["space"]
-    fitted_on = hydra.utils.instantiate(meta)
+    # (a path-graph GCN scores chains of any length), loads and scores the wrong layers. The
+    # space is rebuilt from its registered name and plain arguments, never from a class path
+    # stored in the file; the file loads with weights_only=True
+    _, fitted_on = read_checkpoint(path)
     if (fitted_on.name, fitted_on.config()) != (space.name, space.config()):
         raise DataError(
             f"{path}: fitted on space {fitted_on.name} {fitted_on.config()}; this run's space is "

@@ -32,7 +32,13 @@ from supernet.proxies import (  # noqa: E402
     score_archs,
 )
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path  # noqa: E402
-from supernet.utils import atomic_write_bytes, resolve_device, write_run_info  # noqa: E402
+from supernet.utils import (  # noqa: E402
+    DataError,
+    atomic_write_bytes,
+    check_count,
+    resolve_device,
+    write_run_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             write_vote(Path(cfg.out), names, vote_of)
         return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
     names, vote_of = plan(cfg)
+    limit = check_count("limit", cfg.limit, 0, "score the first N archs of the list; 0: all")
+    # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
+    check_count(
+        "batch_size", cfg.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
+    )
+    check_count("chunk", cfg.chunk, 1)
+    check_count("shard", cfg.shard, 0)
+    check_count("num_shards", cfg.num_shards, 1)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
@@ -89,8 +103,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     elif Path(str(cfg.archs)).suffix == ".csv":
         archs = read_archs_csv(cfg.archs, space)
     else:
-        raise ValueError(f"archs={cfg.archs!r}: expected `all` or a .csv file with an arch column")
-    archs = archs[: cfg.limit] if cfg.limit > 0 else archs
+        raise DataError(f"archs={cfg.archs!r}: expected `all` or a .csv file with an arch column")
+    archs = archs[:limit] if limit else archs
     archs = archs[
         cfg.shard :: cfg.num_shards
     ]  # every process lists the same archs, keeps its share
@@ -133,7 +147,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="zeroshot", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    r = run(cfg)
+    try:
+        r = run(cfg)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     log.info(
         f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
         f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}"
