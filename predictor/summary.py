@@ -54,30 +54,31 @@ def heldout_tau(fit_metrics: Mapping[str, Any]) -> float | None:
 
 
 def _top_table(top: Sequence[Mapping[str, Any]], score_column: str) -> list[str]:
+    """A fixed-width table in a code block: arch strings are full of `|`, which a markdown table
+    would split."""
     cols = [
         ("arch", "arch"),
         (score_column, score_column),
-        ("flops_M", "FLOPs (M)"),
-        ("params_M", "params (M)"),
+        ("flops_M", "FLOPs_M"),
+        ("params_M", "params_M"),
         ("class_size", "class"),
-        ("live_conv", "live conv"),
+        ("live_conv", "live_conv"),
     ]
     cols = [(k, name) for k, name in cols if any(k in r for r in top)]
-    lines = [
-        "| # | " + " | ".join(name for _, name in cols) + " |",
-        "|---:|" + "|".join(":---" if k == "arch" else "---:" for k, _ in cols) + "|",
-    ]
-    for i, r in enumerate(top, 1):
-        cells = []
-        for k, _ in cols:
-            v = r.get(k, "")
-            if isinstance(v, bool):
-                v = "yes" if v else "**no**"
-            elif isinstance(v, float):
-                v = f"{v:.4g}"
-            cells.append(f"`{v}`" if k == "arch" else str(v))
-        lines.append(f"| {i} | " + " | ".join(cells) + " |")
-    return lines
+
+    def cell(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "NO"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [["#", *(name for _, name in cols)]]
+    rows += [[str(i), *(cell(r.get(k, "")) for k, _ in cols)] for i, r in enumerate(top, 1)]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
+    lines = ["```"]
+    for row in rows:
+        cells = [c.ljust(w) if j == 1 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines + ["```"]
 
 
 def build_summary(
