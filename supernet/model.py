@@ -5,22 +5,52 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from supernet.ops import ResidualReduction, batch_norm, make_op
+from supernet.ops import ConvSlice, ResidualReduction, SharedConvs, batch_norm, make_op
 from supernet.space import Arch, NB201Space, SearchSpace
+
+CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
 
 class SuperCell(nn.Module):
-    """An NB201 cell holding every candidate op on each of its 6 edges."""
+    """An NB201 cell holding every candidate op on each of its 6 edges.
 
-    def __init__(self, space: NB201Space, channels: int, affine: bool, track: bool) -> None:
+    With `share_convs`, each edge's two convs are slices of one `SharedConvs` (in `self.convs`,
+    `share_bn`: one BatchNorm for both); `self.edges[e]` then holds parameter-free `ConvSlice`s in
+    the conv slots, so every edge still indexes its ops by the space's op order.
+    """
+
+    def __init__(
+        self,
+        space: NB201Space,
+        channels: int,
+        affine: bool,
+        track: bool,
+        share_convs: bool = False,
+        share_bn: bool = False,
+    ) -> None:
         super().__init__()
         self.space = space
-        self.edges = nn.ModuleList(
-            nn.ModuleList(make_op(op, channels, affine, track) for op in space.ops)
-            for _ in space.edges
-        )
+        if share_convs:
+            self.convs = nn.ModuleList(
+                SharedConvs(channels, affine, track, share_bn) for _ in space.edges
+            )
+            self.edges = nn.ModuleList(
+                nn.ModuleList(
+                    ConvSlice(shared, CONV_KERNELS[op])
+                    if op in CONV_KERNELS
+                    else make_op(op, channels, affine, track)
+                    for op in space.ops
+                )
+                for shared in self.convs
+            )
+        else:
+            self.edges = nn.ModuleList(
+                nn.ModuleList(make_op(op, channels, affine, track) for op in space.ops)
+                for _ in space.edges
+            )
         self._none = space.ops.index("none")
         self._skip = space.ops.index("skip_connect")
+        self._conv_ops = {space.ops.index(op) for op in CONV_KERNELS}
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         """Runs only the ops of `arch`; a node with no live input is zero (kept as None until needed)."""
@@ -31,7 +61,7 @@ class SuperCell(nn.Module):
             if op == self._none:
                 continue
             if h is None:
-                if op == self._skip or not isinstance(self.edges[e][op], nn.Sequential):
+                if op not in self._conv_ops:
                     continue  # skip or pooling of zero is zero
                 h = torch.zeros_like(x)  # conv-BN of zero is BN's bias, not zero
             out = self.edges[e][op](h)
@@ -51,6 +81,8 @@ class SuperNet(nn.Module):
         in_channels: input image channels.
         affine: BatchNorm affine parameters.
         track_running_stats: BatchNorm running statistics (False: batch statistics at eval too).
+        share_convs: each edge's `nor_conv_1x1` is the centre of its `nor_conv_3x3` (one weight).
+        share_bn: with `share_convs`, the two convs of an edge also share one BatchNorm.
     """
 
     def __init__(
@@ -60,9 +92,17 @@ class SuperNet(nn.Module):
         in_channels: int = 3,
         affine: bool = False,
         track_running_stats: bool = False,
+        share_convs: bool = False,
+        share_bn: bool = False,
     ) -> None:
         super().__init__()
+        if share_bn and not share_convs:
+            raise ValueError(
+                "share_bn=True needs share_convs=True (one BatchNorm per shared conv)"
+            )
         self.space = space
+        if share_convs:  # checkpoint meta: the edges' parameter layout (absent: separate weights)
+            self.weights = "shared_convs_bn" if share_bn else "shared_convs"
         C, N = space.C, space.N
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
@@ -73,7 +113,10 @@ class SuperNet(nn.Module):
             c = C * 2**stage
             if stage > 0:
                 blocks.append(ResidualReduction(c // 2, c, affine, track_running_stats))
-            blocks.extend(SuperCell(space, c, affine, track_running_stats) for _ in range(N))
+            blocks.extend(
+                SuperCell(space, c, affine, track_running_stats, share_convs, share_bn)
+                for _ in range(N)
+            )
         self.blocks = nn.ModuleList(blocks)
         self.head_bn = batch_norm(4 * C, affine, track_running_stats)
         self.head_relu = nn.ReLU(inplace=False)
@@ -109,9 +152,29 @@ def build_supernet(
     in_channels: int = 3,
     affine: bool = False,
     track_running_stats: bool = False,
+    share_convs: bool = False,
+    share_bn: bool = False,
 ) -> nn.Module:
-    """The supernet of `space` (the config's `supernet.net` target): see `supernet_class`."""
-    return supernet_class(space)(space, num_classes, in_channels, affine, track_running_stats)
+    """The supernet of `space` (the config's `supernet.net` target): see `supernet_class`.
+    `share_convs` / `share_bn` apply to NB201's cells; the chain's blocks are always entangled."""
+    cls = supernet_class(space)
+    if cls is not SuperNet:
+        return cls(space, num_classes, in_channels, affine, track_running_stats)
+    return SuperNet(
+        space, num_classes, in_channels, affine, track_running_stats, share_convs, share_bn
+    )
+
+
+def layout_options(weights: str | None) -> dict[str, bool]:
+    """`build_supernet`'s sharing options for a checkpoint meta's `weights` layout."""
+    if weights in (None, "entangled"):
+        return {}
+    if weights not in ("shared_convs", "shared_convs_bn"):
+        raise ValueError(
+            f"unknown supernet weights layout {weights!r}; expected shared_convs or "
+            "shared_convs_bn (or none)"
+        )
+    return {"share_convs": True, "share_bn": weights == "shared_convs_bn"}
 
 
 def supernet_class(space: SearchSpace) -> type[nn.Module]:

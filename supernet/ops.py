@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -32,6 +33,51 @@ class Zero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
+
+
+class SharedConvs(nn.Module):
+    """An edge's `nor_conv_1x1` and `nor_conv_3x3` with one 3x3 weight: the 1x1 is its centre.
+
+    ReLU -> conv (the whole 3x3 kernel, or its centre slice with no padding) -> BN. With `share_bn`
+    both kernels use one BatchNorm, else each its own. Given the same (sliced) weights, each kernel
+    computes exactly the standalone `ReLUConvBN` of that size. Why: with separate weights per op,
+    single-path training left the digits supernet's reference archs at 10-38% (BENCHMARKS.md); this
+    makes an edge's two convs agree on what a channel means, as the chain's entangled blocks do.
+
+    Shapes:
+        input `(B, C, H, W)`, output `(B, C, H, W)`.
+    """
+
+    kernel_sizes = (1, 3)
+
+    def __init__(self, channels: int, affine: bool, track: bool, share_bn: bool) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)  # a module: the proxies hook the pre-activation
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bns = nn.ModuleList(
+            batch_norm(channels, affine, track) for _ in range(1 if share_bn else 2)
+        )
+
+    def forward(self, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        if kernel_size not in self.kernel_sizes:
+            raise ValueError(f"shared convs: kernel {kernel_size}, expected one of (1, 3)")
+        w = self.conv.weight if kernel_size == 3 else self.conv.weight[:, :, 1:2, 1:2]
+        bn = self.bns[0 if len(self.bns) == 1 else self.kernel_sizes.index(kernel_size)]
+        return bn(F.conv2d(self.relu(x), w, None, 1, kernel_size // 2))
+
+
+class ConvSlice(nn.Module):
+    """`nor_conv_kxk` of an edge whose convs share weights: calls the edge's `SharedConvs` with
+    kernel k. Holds no parameters (the `SharedConvs` is registered in the cell, not here), so the
+    edge's weights appear once in the state dict."""
+
+    def __init__(self, shared: SharedConvs, kernel_size: int) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self._shared = (shared,)  # a tuple: not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._shared[0](x, self.kernel_size)
 
 
 def make_op(name: str, channels: int, affine: bool, track: bool) -> nn.Module:
