@@ -18,7 +18,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from supernet.model import SuperNet, build_supernet, layout_options
 from supernet.sampler import Sampler
 from supernet.space import Arch, get_space
-from supernet.utils import atomic_write
+from supernet.utils import DataError, atomic_write, load_checkpoint_file
 
 # Reference archs whose held-out accuracy is logged every epoch: the benchmark's best, a plain
 # all-conv3x3 cell, a pooling-only cell and a cell whose output is cut off (should stay at chance).
@@ -70,8 +70,8 @@ def weights_hash(net: torch.nn.Module) -> str:
 
 
 def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> None:
-    """Raises ValueError naming every field of `expected` (nested ones as `a.b`) in which a
-    checkpoint's meta differs."""
+    """Raises DataError (a ValueError) naming every field of `expected` (nested ones as `a.b`) in
+    which a checkpoint's meta differs."""
 
     def diffs(f: dict[str, Any], e: dict[str, Any], prefix: str) -> list[str]:
         out = []
@@ -84,7 +84,7 @@ def check_meta(found: dict[str, Any], expected: dict[str, Any], source: str) -> 
 
     diff = diffs(found, expected, "")
     if diff:
-        raise ValueError(
+        raise DataError(
             f"checkpoint {source} was made for another supernet config: " + "; ".join(diff)
         )
 
@@ -96,29 +96,85 @@ def load_supernet(
 
     Returns:
         the network (eval mode, CPU) and the checkpoint's `nas` record (meta, hash, epoch, ...).
+
+    Raises:
+        DataError: a missing, corrupt or foreign file, one that would need pickle (code) to load,
+            or a checkpoint of another supernet config than `expected`.
     """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"supernet checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "nas" not in ckpt:
-        raise ValueError(f"{path} is not a supernet checkpoint of this project (no 'nas' record)")
-    meta = ckpt["nas"]["meta"]
+    ckpt = load_checkpoint_file(path, "supernet checkpoint")
+    nas = ckpt.get("nas")
+    if not isinstance(nas, dict) or not isinstance(nas.get("meta"), dict):
+        raise DataError(
+            f"{path} is not a supernet checkpoint of this project (no 'nas' record); expected a "
+            "last.ckpt from scripts/train.py"
+        )
+    meta = nas["meta"]
     if expected is not None:
         check_meta(meta, expected, str(path))
-    space = get_space(meta["space"], **meta["space_config"])
-    net = build_supernet(
-        space,
-        meta["num_classes"],
-        meta["in_channels"],
-        meta["affine"],
-        meta["track_running_stats"],
-        **layout_options(meta.get("weights")),
-    )
-    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
+    try:  # the space from its registered name and plain arguments: nothing named by the file runs
+        space = get_space(meta["space"], **meta["space_config"])
+        net = build_supernet(
+            space,
+            meta["num_classes"],
+            meta["in_channels"],
+            meta["affine"],
+            meta["track_running_stats"],
+            **layout_options(meta.get("weights")),
+        )
+        state = {
+            k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")
+        }
+        net.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{path} is not a complete checkpoint of a supernet ({type(err).__name__}: "
+            f"{str(err)[:200]})"
+        ) from None
     record = dict(ckpt["nas"], epoch=ckpt.get("epoch"), global_step=ckpt.get("global_step"))
     return net.eval(), record
+
+
+def check_resume(ckpt_path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint to resume from (plain data only) before anything is built.
+
+    Raises:
+        DataError: a missing, corrupt or pickle-needing file, or not a supernet checkpoint.
+    """
+    ckpt = load_checkpoint_file(ckpt_path, "checkpoint to resume (ckpt_path)")
+    if not isinstance(ckpt.get("nas"), dict) or "state_dict" not in ckpt:
+        raise DataError(
+            f"ckpt_path={ckpt_path} is not a supernet checkpoint of this project (no 'nas' "
+            "record); expected a last.ckpt from scripts/train.py"
+        )
+    return ckpt
+
+
+def check_schedule(checkpoint: dict[str, Any], max_epochs: int, source: str) -> None:
+    """Refuses a resume whose learning-rate schedule does not end at `max_epochs`.
+
+    Lightning restores the schedule from the checkpoint, so a cosine schedule keeps the `T_max` it
+    was made with: raising `trainer.max_epochs` would train the extra epochs at the schedule's
+    end, lr 0, and the weights would not move.
+
+    Raises:
+        DataError: saying which `max_epochs` resumes, and how to train longer.
+    """
+    for sched in checkpoint.get("lr_schedulers") or []:
+        t_max = sched.get("T_max") if isinstance(sched, dict) else None
+        if t_max is not None and t_max != max_epochs:
+            raise DataError(
+                f"checkpoint {source} was trained with a cosine schedule over T_max={t_max} "
+                f"epochs and resuming restores it; trainer.max_epochs={max_epochs} would "
+                + (
+                    f"train epochs {t_max} to {max_epochs - 1} at the schedule's end (lr "
+                    f"{sched.get('eta_min', 0)}) and change nothing"
+                    if max_epochs > t_max
+                    else "stop before the schedule ends"
+                )
+                + f". Resume with trainer.max_epochs={t_max}; to train longer, start a new "
+                f"run (without ckpt_path) with trainer.max_epochs={max_epochs}"
+            )
 
 
 class SupernetModule(pl.LightningModule):
@@ -281,5 +337,7 @@ class SupernetModule(pl.LightningModule):
                 f"checkpoint was trained with sampler {nas['sampler']}, config has "
                 f"{type(self.sampler).__name__}"
             )
+        if self._trainer is not None:
+            check_schedule(checkpoint, self.trainer.max_epochs, str(self.trainer.ckpt_path))
         self.sampler.load_state_dict(nas["sampler_state"])
         self.bad_steps = nas["bad_steps"]
