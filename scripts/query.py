@@ -101,6 +101,17 @@ def plot_pareto(
         plt.close(fig)
 
 
+def check_budget(key: str, value: object) -> float:
+    """A budget as a finite number; else a DataError naming it."""
+    try:
+        limit = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        limit = float("nan")
+    if not np.isfinite(limit) or isinstance(value, bool):
+        raise DataError(f"{key}={value!r}: expected a finite number (or null: no budget)")
+    return limit
+
+
 def run(cfg: DictConfig) -> dict:
     """Filters the table by every budget and exports the best arch.
 
@@ -142,8 +153,8 @@ def run(cfg: DictConfig) -> dict:
             raise DataError(
                 f"{cfg.table}:1: {key}={limit} needs a {col!r} column; header is {header}"
             )
-        budgets[key] = float(limit)
-        ok &= cols[col] <= float(limit)
+        budgets[key] = check_budget(key, limit)
+        ok &= cols[col] <= budgets[key]
     if not ok.any():
         lines = [
             f"{k}={v:g}: smallest {BUDGETS[k]} in the table is {cols[BUDGETS[k]].min():g}"

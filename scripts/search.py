@@ -28,6 +28,7 @@ from predictor.table import load_checkpoint, read_checkpoint  # noqa: E402
 from scripts import query  # noqa: E402
 from supernet.latency import LatencyTable  # noqa: E402
 from supernet.space import Arch, SearchSpace  # noqa: E402
+from supernet.utils import check_count  # noqa: E402
 
 COLUMNS = ("rank", "arch", "score", "flops_M", "params_M")
 
@@ -109,6 +110,11 @@ def run(cfg: DictConfig) -> dict:
         query.BudgetError: when no arch meets the budgets.
     """
     start = time.perf_counter()
+    for key, least in (("population", 2), ("parents", 1), ("generations", 0), ("top_k", 1)):
+        check_count(key, cfg[key], least)
+    for key in ("max_flops_M", "max_params_M", "max_latency_ms"):
+        if cfg.get(key) is not None:
+            query.check_budget(key, cfg[key])
     space = hydra.utils.instantiate(cfg.space)
     predictor, ckpt = load_predictor(cfg, space)
     latency = load_latency(cfg, space)
