@@ -32,7 +32,7 @@ from predictor.summary import build_summary, read_last_metrics, reference_accura
 from scripts import evaluate, fit, query, search, train  # noqa: E402
 from scripts.query import BudgetError  # noqa: E402
 from supernet.module import DEFAULT_REFERENCE_ARCHS  # noqa: E402
-from supernet.progress import EpochProgress, format_seconds  # noqa: E402
+from supernet.progress import EpochProgress, Heartbeat, format_seconds  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         scfg = stage_config(cfg, stage, chain)
         if stage == "train":  # epoch lines in the log: Lightning's bar leaves none in a file
             results[stage] = train.run(scfg, extra_callbacks=[EpochProgress(log)])
-        else:
-            results[stage] = STAGES[stage](scfg)
+        else:  # the fit reports no progress of its own: a line every 30 s says it is alive
+            quiet = stage in ("fit", "query", "search") and not sys.stdout.isatty()
+            with Heartbeat(f"stage {stage}", log, enabled=quiet):
+                results[stage] = STAGES[stage](scfg)
         stage_s[stage] = time.perf_counter() - t0
         log.info(f"stage {stage}: done in {format_seconds(stage_s[stage])}")
     results["output_dir"] = str(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -98,6 +99,44 @@ class LogProgress:
             self._progress.stop()
         if exc_type is None:
             self.log.info(self.line())
+
+
+class Heartbeat:
+    """While its `with` body runs, logs `label: still running, <elapsed>` every `every_s` seconds
+    from a daemon thread: for a loop that reports no progress of its own (the predictor's fit), so
+    that a log file shows it is alive.
+
+    Args:
+        label: e.g. `stage fit`.
+        log: where the lines go.
+        every_s: seconds between lines.
+        enabled: False makes it do nothing (e.g. on a terminal).
+    """
+
+    def __init__(
+        self, label: str, log: logging.Logger, every_s: float = 30.0, enabled: bool = True
+    ) -> None:
+        self.label, self.log, self.every_s, self.enabled = label, log, float(every_s), enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.wait(self.every_s):
+            self.log.info(
+                f"{self.label}: still running, {format_seconds(time.perf_counter() - t0)}"
+            )
+
+    def __enter__(self) -> Heartbeat:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class EpochProgress(Callback):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def test_search_refuses_a_checkpoint_of_another_layout(fitted, tmp_path):
         search.run(search_cfg(tmp_path, out["checkpoint"], ["space=chain_tiny"]))
 
 
-def test_run_swaps_query_for_search_on_the_big_space(fitted, tmp_path, capsys):
+def test_run_swaps_query_for_search_on_the_big_space(fitted, tmp_path, caplog):
     _, tmp = fitted
     cfg = make_cfg(
         "run",
@@ -170,9 +171,9 @@ def test_run_swaps_query_for_search_on_the_big_space(fitted, tmp_path, capsys):
         ],
         tiny=False,
     )
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with caplog.at_level(logging.INFO), initialize_config_dir(str(CONF), version_base="1.3"):
         results = run_script.run(cfg)
-    assert "in place of `query`" in capsys.readouterr().out
+    assert "in place of `query`" in caplog.text
     assert "query" not in results and set(results) >= {"fit", "search"}
     rows = list(csv.DictReader(open(tmp_path / "search.csv")))
     assert rows and all(float(r["flops_M"]) <= 2 for r in rows)  # the query section's budget

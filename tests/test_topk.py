@@ -3,6 +3,7 @@ summary and log-file progress."""
 
 import logging
 import random
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from predictor.topk import (
     sanity_warnings,
 )
 from supernet.chain_space import ChainSpace
-from supernet.progress import LogProgress
+from supernet.progress import Heartbeat, LogProgress
 from supernet.space import NB201Space
 
 SPACE = NB201Space(C=4, N=1)
@@ -152,3 +153,16 @@ def test_progress_logs_lines_without_a_terminal(caplog) -> None:
     assert lines[0].startswith("evaluating subnets: 2/5 (40%)") and "left" in lines[0]
     assert lines[-1].startswith("evaluating subnets: 5/5 (100%)")
     assert len(lines) == 4  # 2/5, 3/5, 4/5 as they go, then the end
+
+
+def test_heartbeat_logs_while_the_body_runs(caplog) -> None:
+    log = logging.getLogger("test.heartbeat")
+    with caplog.at_level(logging.INFO, logger="test.heartbeat"):
+        with Heartbeat("stage fit", log, every_s=0.05):
+            time.sleep(0.3)
+        n = len(caplog.records)
+        time.sleep(0.15)
+        with Heartbeat("stage off", log, every_s=0.05, enabled=False):
+            time.sleep(0.15)
+    assert n >= 2 and caplog.records[0].getMessage().startswith("stage fit: still running")
+    assert len(caplog.records) == n  # stopped on exit; disabled logs nothing
