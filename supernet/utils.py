@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import pickle
+import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -114,24 +117,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-# A temporary file without a live writer's pid in its name (an older naming) is only taken as a
-# leftover once this old: no save of ours takes an hour.
+# A temporary file without this host's name and a writer's pid in its name (another host's on a
+# shared filesystem, or an older naming) is only taken as a leftover once this old: no save of ours
+# takes an hour.
 STALE_TMP_S = 3600
+
+
+def _writer_tag() -> str:
+    """`<pid>-<host>`: who writes a temporary file, as its name records it."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname().split(".")[0]) or "host"
+    return f"{os.getpid()}-{host}"
 
 
 def clean_stale_tmp(path: str | Path) -> list[Path]:
     """Removes the leftovers of `atomic_write(path)` runs that were killed mid-write: temporary
-    files `.<name>.<pid>.*.tmp` whose process is gone (or, without a pid, older than an hour)."""
+    files `.<name>.<pid>-<host>.*.tmp` of this host whose process is gone (others once older than
+    an hour)."""
     path = Path(path)
+    here = _writer_tag().split("-", 1)[1]
     removed = []
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid, _, host = tmp.name[len(path.name) + 2 :].split(".", 1)[0].partition("-")
         try:
-            stale = (
-                not _pid_alive(int(pid))
-                if pid.isdigit()
-                else (time.time() - tmp.stat().st_mtime > STALE_TMP_S)
-            )
+            if pid.isdigit() and host == here:
+                stale = not _pid_alive(int(pid))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > STALE_TMP_S
             if stale:
                 tmp.unlink()
                 removed.append(tmp)
@@ -148,7 +159,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(path)
     fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+        dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp"
     )
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())

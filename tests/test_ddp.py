@@ -28,7 +28,7 @@ def train_cli(*args: str) -> None:
 
 def train_ddp(out, *overrides) -> dict:
     train_cli("trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={out}", *overrides)
-    return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
 
 
 @pytest.mark.slow
@@ -62,7 +62,7 @@ def test_loader_shards_are_disjoint_and_cover_the_epoch():
 def test_multirun_sweeps_over_seeds(tmp_path):
     train_cli("-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}")
     ckpts = [
-        torch.load(tmp_path / str(k) / "checkpoints" / "last.ckpt", weights_only=False)
+        torch.load(tmp_path / str(k) / "checkpoints" / "last.ckpt", weights_only=True)
         for k in (0, 1)
     ]
     a, b = (c["state_dict"] for c in ckpts)

@@ -27,7 +27,7 @@ from supernet import evaluator
 from supernet.module import load_supernet
 from supernet.results import ResultsCSV
 from supernet.space import NB201Space
-from supernet.utils import atomic_write_bytes, load_checkpoint_file
+from supernet.utils import _writer_tag, atomic_write_bytes, load_checkpoint_file
 from tests.conftest import make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,15 +177,19 @@ def test_atomic_writes_respect_the_umask_and_clean_leftovers(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
     dead = subprocess.Popen(["true"])
     dead.wait()
-    leftover = tmp_path / f".t.csv.{dead.pid}.abc123.tmp"  # a writer killed mid-write
+    host = _writer_tag().split("-", 1)[1]
+    leftover = tmp_path / f".t.csv.{dead.pid}-{host}.abc123.tmp"  # a writer killed mid-write
     leftover.write_bytes(b"half")
     old_style = tmp_path / ".t.csv.k9x_2ab.tmp"
     old_style.write_bytes(b"half")
     os.utime(old_style, (1, 1))
-    mine = tmp_path / f".t.csv.{os.getpid()}.live.tmp"  # a live writer's: kept
+    mine = tmp_path / f".t.csv.{_writer_tag()}.live.tmp"  # a live writer's: kept
     mine.write_bytes(b"busy")
+    remote = tmp_path / f".t.csv.{dead.pid}-otherhost.abc.tmp"  # maybe live on another host
+    remote.write_bytes(b"busy")
     atomic_write_bytes(tmp_path / "t.csv", b"y\n")
-    assert not leftover.exists() and not old_style.exists() and mine.exists()
+    assert not leftover.exists() and not old_style.exists()
+    assert mine.exists() and remote.exists()
 
 
 def test_fit_validates_before_writing(tmp_path):

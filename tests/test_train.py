@@ -18,7 +18,7 @@ class StopAfterFirstEpoch(pl.Callback):
 
 
 def weights(ckpt: str) -> dict[str, torch.Tensor]:
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def test_tiny_training_writes_checkpoint_logs_and_info(tmp_path):
@@ -42,7 +42,7 @@ def test_resume_equals_straight_run(tmp_path, sampler):
     overrides = ["trainer.max_epochs=2", f"sampler={sampler}", "trainer.deterministic=true"]
     straight = run(make_cfg("train", tmp_path / "straight", overrides))
     first = run(make_cfg("train", tmp_path / "first", overrides), [StopAfterFirstEpoch()])
-    assert torch.load(first["ckpt_path"], weights_only=False)["epoch"] == 0
+    assert torch.load(first["ckpt_path"], weights_only=True)["epoch"] == 0
     resumed = run(
         make_cfg("train", tmp_path / "resumed", [*overrides, f"ckpt_path={first['ckpt_path']}"])
     )
