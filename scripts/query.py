@@ -227,23 +227,26 @@ def run(cfg: DictConfig) -> dict:
     }
 
 
-def format_top(out: dict, width: int = 160) -> str:
-    """The top rows as a plain-text table (for the screen and the log file alike)."""
+def format_top(out: dict, width: int = 200) -> str:
+    """The top rows as a plain-text table (for the screen and the log file alike); `dead_ops` only
+    when some row has one (a table that lacks an arch's pruned form)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"best {len(out['top'])} of {out['num_meeting']} archs within budget")
-    keys = list(out["top"][0])
+    title = f"best {len(out['top'])} of {out['num_meeting']} archs within budget"
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    keys = [k for k in out["top"][0] if k != "dead_ops" or any(r[k] for r in out["top"])]
     table.add_column("#", justify="right")
     for k in keys:
         table.add_column(k, justify="left" if k == "arch" else "right", overflow="fold")
     for i, r in enumerate(out["top"], 1):
         table.add_row(
-            str(i), *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()]
+            str(i), *[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys]
         )
     console = Console(file=io.StringIO(), width=width, color_system=None)
     console.print(table)
-    return console.file.getvalue().rstrip()
+    return "\n".join(line.rstrip() for line in console.file.getvalue().strip("\n").splitlines())
 
 
 def print_top(out: dict, score_column: str) -> None:

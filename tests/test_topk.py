@@ -166,3 +166,13 @@ def test_heartbeat_logs_while_the_body_runs(caplog) -> None:
             time.sleep(0.15)
     assert n >= 2 and caplog.records[0].getMessage().startswith("stage fit: still running")
     assert len(caplog.records) == n  # stopped on exit; disabled logs nothing
+
+
+def test_dedup_flags_dead_ops_when_the_pruned_form_is_missing() -> None:
+    archs = [
+        P("|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|"),
+        P("|nor_conv_1x1~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|"),
+    ]
+    cost = np.array([SPACE.cost(a).flops_M for a in archs])
+    (row,) = dedup_classes(SPACE, archs, np.array([2.0, 1.0]), cost, cost)
+    assert (row.index, row.best, row.size, row.dead, row.live_conv) == (1, 0, 2, 1, False)
