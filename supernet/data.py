@@ -95,8 +95,8 @@ def _read_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     bad = np.flatnonzero((y < 0) | (y >= 10) | (y != np.round(y)))
     if len(bad):
         raise DataError(
-            f"{path}: label y[{bad[0]}]={y[bad[0]]!r} ({len(bad)} such); expected class indices "
-            "0..9"
+            f"{path}: label y[{bad[0]}]={y[bad[0]].item()!r} ({len(bad)} such); expected "
+            "class indices 0..9"
         )
     return _nhwc(x), torch.from_numpy(y.astype(np.int64))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from scripts.evaluate import run as evaluate
 from scripts.retrain import arch_string
 from scripts.train import run as train
 from supernet import evaluator
+from supernet.data import load_cifar10
 from supernet.module import load_supernet
 from supernet.results import ResultsCSV
 from supernet.space import NB201Space
@@ -263,14 +265,22 @@ def test_subnets_csv_refuses_rows_of_other_accuracy_settings(tmp_path, ckpt):
 
 @pytest.mark.parametrize(
     "override",
-    ["num_archs=0", "num_archs=-1", "heldout_images=-1", "calib_batches=0", "data.batch_size=0"],
+    [
+        "num_archs=0",
+        "num_archs=-1",
+        "num_archs=abc",
+        "heldout_images=-1",
+        "calib_batches=0",
+        "data.batch_size=0",
+    ],
 )
 def test_evaluate_refuses_non_positive_counts(tmp_path, ckpt, override, monkeypatch):
     def measured(*args):  # num_archs=0 used to mean every arch: fail at once, not after 15,625
         raise AssertionError(f"{override} was accepted: a subnet was evaluated")
 
     monkeypatch.setattr(evaluate_script.SubnetEvaluator, "evaluate", measured)
-    with pytest.raises(DataError, match=override.replace(".", r"\.") + r".*expected an integer"):
+    key, value = override.split("=")
+    with pytest.raises(DataError, match=rf"{re.escape(key)}='?{value}'?: expected an integer"):
         evaluate(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", override]))
     assert not (tmp_path / "subnets.csv").exists()
 
@@ -409,3 +419,13 @@ def test_non_numeric_budgets_and_bad_search_counts_are_named(tmp_path):
         cfg = make_cfg("search", tmp_path, ["checkpoint=none.ckpt", bad])
         with pytest.raises(DataError, match=bad.split("=")[0]):
             search_script.run(cfg)
+
+
+def test_dataset_labels_out_of_range_name_the_file_and_label(tmp_path):
+    x = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "train.npz", x=x, y=np.array([0, 1, 10, 2]))
+    np.savez(tmp_path / "test.npz", x=x, y=np.array([0, 1, 2, 3]))
+    with pytest.raises(
+        DataError, match=r"train\.npz: label y\[2\]=10 .*expected class indices 0\.\.9"
+    ):
+        load_cifar10(tmp_path)
