@@ -167,7 +167,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     try:
         result = run(cfg)
-    except DataError as err:
+    except (DataError, FileNotFoundError) as err:  # FileNotFoundError: a shard to merge
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     log.info(f"{result['evaluated']} subnets evaluated, {result['total']} in {result['out']}")

@@ -429,3 +429,16 @@ def test_dataset_labels_out_of_range_name_the_file_and_label(tmp_path):
         DataError, match=r"train\.npz: label y\[2\]=10 .*expected class indices 0\.\.9"
     ):
         load_cifar10(tmp_path)
+
+
+@pytest.mark.slow
+def test_evaluate_merge_with_a_missing_shard_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "scripts/evaluate.py", "ckpt_path=x", "merge=true", "num_shards=2"]
+        + [f"out={tmp_path / 's.csv'}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "shard-0-of-2" in proc.stderr, proc.stderr[-2000:]
