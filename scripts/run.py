@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
+import torch  # noqa: E402
 from hydra import compose  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
@@ -85,6 +86,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     out = Path(cfg.paths.output_dir)
     stages = list(cfg.stages)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     space = hydra.utils.instantiate(cfg.space)
     swapped = "query" in stages and not space.enumerable
     if swapped:

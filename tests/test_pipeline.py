@@ -5,6 +5,7 @@ import json
 import logging
 import statistics
 
+import torch
 from hydra import initialize_config_dir
 
 from predictor.graph import edge_mask, full_edges
@@ -101,8 +102,14 @@ def test_stage_sections_override_one_stage(tmp_path):
         tmp_path,
         [*FAST_FIT, "stages=[train,evaluate]", "evaluate.num_archs=3", "evaluate.bn=batch"],
     )
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        run(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            run(cfg)
+        assert torch.get_num_threads() == cfg.num_threads == 1  # run.yaml's one thread
+    finally:
+        torch.set_num_threads(threads)
     rows = list(csv.DictReader(open(tmp_path / "subnets.csv")))
     assert len(rows) == 3 and {r["bn"] for r in rows} == {"batch"}
 
