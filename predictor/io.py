@@ -117,13 +117,19 @@ def read_samples(
 
 
 def read_features(
-    path: str | Path, space: SearchSpace, columns: Sequence[str] | None = None
+    path: str | Path,
+    space: SearchSpace,
+    columns: Sequence[str] | None = None,
+    classes: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """Per-arch numeric features (zero-shot scores, say) for every arch of the space.
 
     Args:
         columns: which columns to use; default every column but `arch` whose first value is
             numeric and that is not constant.
+        classes: `(space.size,)` a class id per arch (`predictor.fusion.class_index`: archs that
+            compute the same function). An arch without a row takes the mean of its class's rows,
+            so one scored member per class is enough.
 
     Returns:
         names, values `(space.size, F)` in canonical index order (duplicate archs averaged).
@@ -152,11 +158,17 @@ def read_features(
         i = space.index(_parse_arch(path, line, row["arch"], space))
         sums[i] += [_parse_float(path, line, c, row[c]) for c in columns]
         counts[i] += 1
+    if classes is not None:
+        class_sums, class_counts = np.zeros_like(sums), np.zeros(space.size)
+        np.add.at(class_sums, classes, sums)
+        np.add.at(class_counts, classes, counts)
+        sums, counts = class_sums[classes], class_counts[classes]
     if (counts == 0).any():
         first = space.to_str(space.from_index(int(np.argmax(counts == 0))))
         raise DataError(
             f"{path}: features cover {int((counts > 0).sum())} of {space.size} archs; "
-            f"every arch needs a row (first missing: {first})"
+            f"every arch{' class' if classes is not None else ''} needs a row (first "
+            f"missing: {first})"
         )
     values = sums / counts[:, None]
     if auto:  # a constant column (zeroshot.py's `seed`, say) tells the archs nothing

@@ -10,7 +10,6 @@ fit + full table for `timing_samples` samples. The truth is read only here, by t
 
 from __future__ import annotations
 
-import csv
 import datetime
 import platform
 import subprocess
@@ -29,26 +28,11 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
+from predictor.benchmark import read_truth  # noqa: E402
 from predictor.io import atomic_write_json, atomic_write_text, git_hash, read_features  # noqa: E402
 from predictor.module import RidgePredictor  # noqa: E402
 from predictor.table import all_ops, cost_columns, predict_all, space_features  # noqa: E402
 from scripts.fit import plot_fit  # noqa: E402
-from supernet.space import SearchSpace  # noqa: E402
-
-
-def read_truth(path: str | Path, space: SearchSpace, column: str) -> np.ndarray:
-    """Ground truth of every arch in canonical index order, joined on the arch string.
-
-    Shapes:
-        `(space.size,)`.
-    """
-    truth = np.full(space.size, np.nan)
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            truth[space.index(space.parse(row["arch"]))] = float(row[column])
-    if np.isnan(truth).any():
-        raise ValueError(f"{path}: {int(np.isnan(truth).sum())} archs have no {column!r} value")
-    return truth
 
 
 def kendall(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -3,11 +3,14 @@ table (best first), a fit plot and metrics.
 
     python scripts/fit.py samples=subnets.csv [table=table.csv] [features=zeroshot.csv]
         [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
-        [vote_with=[wrcor,params_M]]
+        [vote_with=[wrcor,params_M]] [vote_rule=softmin|mean]
 
-With `vote_with`, the table's score is the rank average of the prediction and those columns (the
-features CSV's, or flops_M / params_M), each counted as higher-is-better; the prediction stays in a
-`predicted` column.
+The table ranks by the fusion (`predictor.fusion.fuse`: by default a soft minimum of normal scores)
+of the prediction and the `vote_with` columns: the features CSV's, or flops_M / params_M of what each
+cell computes (dead ops cost nothing), each higher-is-better; the prediction stays in a `predicted`
+column. The default `vote_with=auto` takes params_M and every zero-shot column of `features`
+(not its params / flops, which count dead ops); `vote_with=[]` ranks by the prediction alone.
+A features CSV needs one row per class of archs that compute the same function.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
 and metrics but no table; scripts/search.py searches it with the checkpoint.
@@ -30,6 +33,7 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
+from predictor.fusion import RULES, class_index, fuse, live_index  # noqa: E402
 from predictor.io import (  # noqa: E402
     DataError,
     atomic_savefig,
@@ -50,7 +54,6 @@ from predictor.table import (  # noqa: E402
     write_table,
 )
 from supernet.latency import LatencyTable  # noqa: E402
-from supernet.proxies.vote import rank_vote  # noqa: E402
 from supernet.space import SearchSpace  # noqa: E402
 
 
@@ -93,10 +96,19 @@ def refuse_features(cfg: DictConfig, space_size: int) -> None:
 
 
 def vote_columns(
-    cfg: DictConfig, costs: np.ndarray | None, features: tuple[list[str], np.ndarray] | None
+    cfg: DictConfig,
+    space: SearchSpace,
+    costs: np.ndarray | None,
+    features: tuple[list[str], np.ndarray] | None,
 ) -> dict[str, np.ndarray]:
     """The whole-space columns named by `vote_with`, checked before anything is fitted."""
-    wanted = list(cfg.get("vote_with") or [])
+    wanted = cfg.get("vote_with") or []
+    if wanted == "auto":  # the best fusion measured for these inputs (BENCHMARKS.md)
+        if costs is None:
+            return {}
+        zero_shot = [c for c in (features[0] if features else []) if c not in ("params", "flops")]
+        wanted = ["params_M", *zero_shot]
+    wanted = list(wanted)
     if not wanted:
         return {}
     if costs is None:
@@ -104,7 +116,8 @@ def vote_columns(
             f"vote_with={wanted}: a vote ranks every arch of the space, and this space is too "
             "large to list; search it without vote_with"
         )
-    available = {"flops_M": costs[:, 0], "params_M": costs[:, 1]}
+    live = costs[live_index(space)]  # a cell pays for what it computes: dead ops cost nothing
+    available = {"flops_M": live[:, 0], "params_M": live[:, 1]}
     if features is not None:
         available.update(zip(features[0], features[1].T))
     missing = [c for c in wanted if c not in available]
@@ -167,8 +180,10 @@ def run(cfg: DictConfig) -> dict:
     extra = None
     if cfg.features:
         cols = list(cfg.feature_columns) if cfg.feature_columns else None
-        extra = read_features(cfg.features, space, cols)
-    voters = vote_columns(cfg, costs, extra)
+        extra = read_features(cfg.features, space, cols, class_index(space) if tabulate else None)
+    voters = vote_columns(cfg, space, costs, extra)
+    if voters and cfg.vote_rule not in RULES:
+        raise DataError(f"vote_rule={cfg.vote_rule!r}; expected one of {list(RULES)}")
     latency = read_latency(cfg, space)
     outputs = [cfg.checkpoint, cfg.plot, cfg.metrics] + ([cfg.table] if tabulate else [])
     check_writable(outputs)
@@ -205,8 +220,9 @@ def run(cfg: DictConfig) -> dict:
     if tabulate:
         final = scores
         if voters:  # the table ranks by the vote; the prediction stays beside it
-            final = rank_vote({"predicted": scores, **voters}).numpy()
+            final = fuse({"predicted": scores, **voters}, cfg.vote_rule, float(cfg.vote_beta))
             metrics["fit/vote_with"] = list(voters)
+            metrics["fit/vote_rule"] = cfg.vote_rule
         rows = table_rows(space, final, costs, measured)
         row_archs = (
             [space.parse(row[1]) for row in rows] if voters or cfg.get("latency_table") else []

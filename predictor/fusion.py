@@ -1,0 +1,96 @@
+"""Fusing the fitted table with free whole-space signals, and what the cell computes.
+
+A supernet's accuracies are biased in structured ways: the few-shot NB201 supernet under-rates
+cells with many 3x3 convolutions and over-rates pooling cells (measured on its accuracies for all
+15,625 archs; BENCHMARKS.md). Zero-shot scores and parameter counts err differently. The table
+ranks by a *soft minimum* of the signals' normal scores: an arch ranks high only when no signal
+ranks it low, so whichever signal is wrong in the optimistic direction is discounted. On real
+supernet accuracies this beat the rank average (the old `vote_with`) in every draw measured.
+
+Signals describe what the cell computes, not its string: a dead op (off every input -> output path,
+see `predictor.topk.live_edges`) changes nothing, so costs are those of the pruned arch (dead
+convolutions cost nothing) and zero-shot scores may be given for one member of each isomorphism
+class (`class_index`). Live parameters alone rank NB201 at Kendall tau 0.654, parameters counted
+on the string 0.578.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+from predictor.topk import class_key, prune_dead
+from supernet.space import SearchSpace
+
+RULES = ("softmin", "mean")
+
+
+def live_index(space: SearchSpace) -> np.ndarray:
+    """For every arch (canonical index order) the index of its pruned form (dead ops -> `none`).
+
+    Shapes:
+        `(space.size,)` int64.
+    """
+    return np.array([space.index(prune_dead(space, a)) for a in space.all_archs()], dtype=np.int64)
+
+
+def class_index(space: SearchSpace) -> np.ndarray:
+    """For every arch the smallest index of its class (same function: isomorphic once dead ops
+    are pruned). Spaces without cell edges: every arch is its own class.
+
+    Shapes:
+        `(space.size,)` int64.
+    """
+    first: dict[str, int] = {}
+    out = np.empty(space.size, dtype=np.int64)
+    for i, arch in enumerate(space.all_archs()):
+        out[i] = first.setdefault(class_key(space, arch), i)
+    return out
+
+
+def normal_scores(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Average ranks mapped to standard normal quantiles: the shape of a signal's scale (heavy
+    tails, a floor of dead archs at 10%) drops out, its order stays. Ties share a score.
+
+    Shapes:
+        `(n,)` -> `(n,)`.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"normal_scores expects a non-empty 1-D array, got shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError("normal_scores: values contain NaN")
+    return norm.ppf((rankdata(values) - 0.5) / len(values))
+
+
+def fuse(
+    columns: Mapping[str, Sequence[float] | np.ndarray], rule: str = "softmin", beta: float = 2.0
+) -> np.ndarray:
+    """One whole-space score from several higher-is-better columns.
+
+    Args:
+        columns: name -> `(n,)` scores (a prediction, zero-shot scores, live params).
+        rule: `softmin`: -log(sum_k exp(-beta z_k)) / beta over the normal scores z_k (an arch
+            ranks by its worst signals); `mean`: their average (the rank vote).
+        beta: softness, in units of normal score. 2 was fixed before measuring; 1 and 3 rank
+            within 0.01 Kendall of it on the real supernet file (BENCHMARKS.md).
+
+    Shapes:
+        each column `(n,)` -> `(n,)` float64.
+    """
+    if rule not in RULES:
+        raise ValueError(f"fusion rule {rule!r}; expected one of {RULES}")
+    if not columns:
+        raise ValueError("fuse needs at least one column")
+    lengths = {name: len(col) for name, col in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"fuse: columns differ in length {lengths}")
+    if beta <= 0:
+        raise ValueError(f"fusion beta={beta}; expected > 0")
+    z = np.stack([normal_scores(col) for col in columns.values()], axis=1)
+    if rule == "mean":
+        return z.mean(axis=1)
+    low = z.min(axis=1, keepdims=True)  # log-sum-exp shifted by the minimum: no overflow
+    return low[:, 0] - np.log(np.exp(-beta * (z - low)).sum(axis=1)) / beta

@@ -1,0 +1,100 @@
+"""The fused ranking: normal scores, the soft minimum, what a cell computes, the pruned ridge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau
+
+from predictor.fusion import class_index, fuse, live_index, normal_scores
+from predictor.io import read_features
+from predictor.module import RidgePredictor, predictor_from_state
+from predictor.table import all_ops, cost_columns
+from supernet.space import NB201Space
+
+SPACE = NB201Space()
+NONE, SKIP, C1, C3, POOL = range(5)
+# edge order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2: node 1 feeds nothing when 3<-1 and 2<-1 are none
+DEAD_C3 = (C3, C3, NONE, SKIP, NONE, C1)  # the conv on 1<-0 is dead
+PRUNED = (NONE, C3, NONE, SKIP, NONE, C1)
+
+
+def test_normal_scores_keep_order_and_ties() -> None:
+    z = normal_scores([3.0, 1.0, 2.0, 2.0, 10.0])
+    assert z[1] < z[2] == z[3] < z[0] < z[4]
+    assert normal_scores([5.0, 1.0, 3.0]).sum() == pytest.approx(0.0, abs=1e-12)  # symmetric
+    with pytest.raises(ValueError, match="NaN"):
+        normal_scores([1.0, float("nan")])
+
+
+def test_softmin_ranks_by_the_worst_signal() -> None:
+    # arch 0 is top in one signal and bottom in the other; arch 1 is second in both
+    a = np.array([10.0, 9.0, 5.0, 1.0, 0.0])
+    b = np.array([0.0, 9.0, 5.0, 1.0, 10.0])
+    soft, mean = fuse({"a": a, "b": b}), fuse({"a": a, "b": b}, rule="mean")
+    assert np.argmax(soft) == 1 and soft[1] > soft[0]
+    assert mean[0] == pytest.approx(mean[4])
+    with pytest.raises(ValueError, match="differ in length"):
+        fuse({"a": a, "b": b[:3]})
+    with pytest.raises(ValueError, match="rule"):
+        fuse({"a": a}, rule="max")
+
+
+@pytest.mark.parametrize("rule", ["softmin", "mean"])
+def test_fusion_beats_each_input_when_errors_are_independent(rule: str) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal(4000)
+    # three signals of different quality and error shape: Gaussian, heavy-tailed, one-sided
+    signals = {
+        "gauss": truth + 0.8 * rng.standard_normal(4000),
+        "heavy": truth + 0.6 * rng.standard_t(2, 4000),
+        "optimistic": truth + rng.exponential(0.8, 4000),
+    }
+    fused = kendalltau(fuse(signals, rule=rule), truth)[0]
+    best_input = max(kendalltau(s, truth)[0] for s in signals.values())
+    assert fused > best_input + 0.03
+
+
+def test_live_index_and_costs_of_what_the_cell_computes() -> None:
+    live = live_index(SPACE)
+    assert live[SPACE.index(DEAD_C3)] == SPACE.index(PRUNED)
+    assert live[SPACE.index(PRUNED)] == SPACE.index(PRUNED)
+    costs = cost_columns(SPACE)
+    # the dead conv is counted by the string's params, not by the pruned arch's
+    assert costs[SPACE.index(DEAD_C3), 1] > costs[live[SPACE.index(DEAD_C3)], 1]
+    assert len(np.unique(live)) == 9445  # distinct pruned cells of NB201
+
+
+def test_one_feature_row_per_class_is_enough(tmp_path) -> None:
+    classes = class_index(SPACE)
+    assert classes[SPACE.index(DEAD_C3)] == classes[SPACE.index(PRUNED)]
+    first = np.unique(classes)
+    path = tmp_path / "zs.csv"
+    with open(path, "w") as f:
+        f.write("arch,wrcor\n")
+        for i in first:
+            f.write(f"{SPACE.to_str(SPACE.from_index(int(i)))},{i}\n")
+    names, values = read_features(path, SPACE, None, classes)
+    assert names == ["wrcor"] and np.array_equal(values[:, 0], classes.astype(float))
+    from predictor.io import DataError
+
+    with pytest.raises(DataError, match="every arch needs a row"):
+        read_features(path, SPACE)  # without classes, a missing arch is refused as before
+
+
+def test_pruned_ridge_predicts_what_the_cell_computes() -> None:
+    rng = np.random.default_rng(0)
+    idx = rng.choice(SPACE.size, 200, replace=False)
+    ops = all_ops(SPACE)
+    y = 60 + 5 * (ops[idx] == C3).sum(1).double() + torch.from_numpy(rng.normal(size=200))
+    plain, pruned = RidgePredictor(SPACE), RidgePredictor(SPACE, prune=True)
+    plain.fit(ops[idx], y)
+    pruned.fit(ops[idx], y)
+    pair = torch.tensor([DEAD_C3, PRUNED])
+    a, b = pruned.predict(pair)
+    assert float(a) == pytest.approx(float(b))
+    a, b = plain.predict(pair)
+    assert float(a) != pytest.approx(float(b))  # the plain ridge pays for the dead conv
+    restored = predictor_from_state(SPACE, pruned.state_dict())
+    assert torch.equal(restored.predict(pair), pruned.predict(pair))
