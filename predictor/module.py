@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from scipy.stats import kendalltau
 from torch import nn
 
 from predictor.graph import GraphEncoder
@@ -168,22 +169,30 @@ class GCNPredictor:
         self.y_mean, self.y_std = float(y.mean()), float(y.std()) or 1.0
         z = (y - self.y_mean) / self.y_std
         self.u_channels = 0 if u is None else u.size(1)
-        self.members, epochs_run, val_losses = [], [], []
+        self.members, epochs_run, val_losses, val_taus = [], [], [], []
         for m in range(self.hparams["ensemble"]):
             with torch.random.fork_rng(devices=[]), torch_threads(self.hparams["num_threads"]):
-                model, n_epochs, val = self._fit_member(ops, z, u, self.hparams["seed"] * 1000 + m)
+                model, n_epochs, val, tau = self._fit_member(
+                    ops, z, u, self.hparams["seed"] * 1000 + m
+                )
             self.members.append(model)
             epochs_run.append(n_epochs)
             val_losses.append(val)
+            val_taus.append(tau)
         finite = [v for v in val_losses if math.isfinite(v)]
+        taus = [t for t in val_taus if math.isfinite(t)]
         return {
             "fit/epochs": sum(epochs_run) / len(epochs_run),
             "fit/val_loss": sum(finite) / len(finite) if finite else float("nan"),
+            # each member's Kendall tau on the rows it never trained on (measured, noisy)
+            "fit/heldout_tau": sum(taus) / len(taus) if taus else float("nan"),
         }
 
     def _fit_member(
         self, ops: torch.Tensor, z: torch.Tensor, u: torch.Tensor | None, seed: int
-    ) -> tuple[GCN, int, float]:
+    ) -> tuple[GCN, int, float, float]:
+        """One member: early-stopped on its own held-out rows; returns the model, epochs run,
+        the best held-out loss and the held-out Kendall tau (nan with under 3 held-out rows)."""
         h = self.hparams
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -225,7 +234,12 @@ class GCNPredictor:
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-        return model, ran, best
+        tau = float("nan")
+        if n_val >= 3:
+            with torch.no_grad():
+                pred = self._forward(model, ops[val], None if u is None else u[val])
+            tau = float(kendalltau(pred.numpy(), z[val].numpy())[0])
+        return model, ran, best, tau
 
     @torch.no_grad()
     def predict(

@@ -241,7 +241,12 @@ def run(cfg: DictConfig) -> dict:
         cfg.plot,
         acc,
         train_pred,
-        f"{len(archs)} samples, Kendall tau {metrics['fit/train_tau']:.3f} (training data)",
+        f"{len(archs)} samples, Kendall tau {metrics['fit/train_tau']:.3f} (training data)"
+        + (
+            f", {metrics['fit/heldout_tau']:.3f} (held-out rows)"
+            if np.isfinite(metrics.get("fit/heldout_tau", np.nan))
+            else ""
+        ),
     )
     metrics["fit/total_s"] = time.perf_counter() - start
     atomic_write_json(
