@@ -159,6 +159,9 @@ def methods(gcn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> dict[
     }
     if gcn is not None:
         rows["GCN ensemble"] = lambda sp, i, y, s: gcn(i, y)
+        rows["fused: GCN + live params"] = lambda sp, i, y, s: fuse(
+            {"g": gcn(i, y), "p": s.live_params}
+        )
         rows["fused: GCN + zero-shot + live params"] = lambda sp, i, y, s: fuse(
             {"g": gcn(i, y), "z": zs(s), "p": s.live_params}
         )
