@@ -123,7 +123,7 @@ def build_summary(
         held = (
             f"held-out Kendall tau **{tau:.3f}**"
             if tau is not None
-            else "held-out Kendall tau: not measured (the fit reports no `fit/heldout_tau`)"
+            else "held-out Kendall tau: not measured (no finite `fit/heldout_tau` from the fit)"
         )
         train_tau = fit_metrics.get("fit/train_tau")
         train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""

@@ -131,7 +131,7 @@ def test_summary_names_stages_refs_tau_and_warns(tmp_path) -> None:
     )
     assert len(warnings) == 2 and "WARNING" in text
     assert "train 1 min 01 s" in text and "ref 0 13.0%" in text
-    assert "no `fit/heldout_tau`" in text and "\n1  a     " in text
+    assert "no finite `fit/heldout_tau`" in text and "\n1  a     " in text
     text, warnings = build_summary(
         tmp_path,
         {"fit": 5.0},
