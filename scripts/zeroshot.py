@@ -1,4 +1,4 @@
-"""Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|FILE out=FILE proxies=[wrcor,...]`.
+"""Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|classes|FILE out=FILE proxies=[...]`.
 
 Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
 initialised once from the seed (see `supernet.proxies.build_scoring_net`). Rows go to `out` as they are
@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from predictor.fusion import class_representatives  # noqa: E402
 from supernet.progress import LogProgress  # noqa: E402
 from supernet.proxies import (  # noqa: E402
     ProxyContext,
@@ -100,10 +101,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = True
     if str(cfg.archs) == "all":
         archs = list(space.all_archs())
+    elif str(cfg.archs) == "classes":  # archs that compute the same function score once
+        archs = class_representatives(space)
     elif Path(str(cfg.archs)).suffix == ".csv":
         archs = read_archs_csv(cfg.archs, space)
     else:
-        raise DataError(f"archs={cfg.archs!r}: expected `all` or a .csv file with an arch column")
+        raise DataError(
+            f"archs={cfg.archs!r}: expected `all`, `classes` or a .csv file with an arch column"
+        )
     archs = archs[:limit] if limit else archs
     archs = archs[
         cfg.shard :: cfg.num_shards

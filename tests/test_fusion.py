@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from predictor.fusion import class_index, fuse, live_index, normal_scores
+from predictor.fusion import class_index, class_representatives, fuse, live_index, normal_scores
 from predictor.io import read_features
 from predictor.module import RidgePredictor, predictor_from_state
 from predictor.table import all_ops, cost_columns
@@ -98,3 +98,12 @@ def test_pruned_ridge_predicts_what_the_cell_computes() -> None:
     assert float(a) != pytest.approx(float(b))  # the plain ridge pays for the dead conv
     restored = predictor_from_state(SPACE, pruned.state_dict())
     assert torch.equal(restored.predict(pair), pruned.predict(pair))
+
+
+def test_class_representatives_score_each_function_once() -> None:
+    reps = class_representatives(SPACE)
+    classes = class_index(SPACE)
+    assert len(reps) == len(np.unique(classes)) == 6285
+    assert len({classes[SPACE.index(a)] for a in reps}) == len(reps)  # one per class
+    live = live_index(SPACE)
+    assert all(live[SPACE.index(a)] == SPACE.index(a) for a in reps)  # each already pruned
