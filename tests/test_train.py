@@ -111,3 +111,24 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(torch.load(path)["a"], torch.ones(3))  # the old one, whole
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
+
+
+def test_shared_conv_layout_is_stored_loaded_and_checked_on_resume(tmp_path):
+    shared = run(make_cfg("train", tmp_path / "a", ["supernet.net.share_convs=true"]))
+    net, record = load_supernet(shared["ckpt_path"])
+    assert record["meta"]["weights"] == net.weights == "shared_convs"
+    separate = run(make_cfg("train", tmp_path / "b", ["supernet.net.share_convs=false"]))
+    assert "weights" not in load_supernet(separate["ckpt_path"])[1]["meta"]
+    for ckpt, flag, found, config in [
+        (shared["ckpt_path"], "false", "'shared_convs'", "None"),
+        (separate["ckpt_path"], "true", "None", "'shared_convs'"),
+    ]:
+        cfg = make_cfg(
+            "train",
+            tmp_path / f"resume_{flag}",
+            [f"supernet.net.share_convs={flag}", f"ckpt_path={ckpt}", "trainer.max_epochs=2"],
+        )
+        with pytest.raises(
+            ValueError, match=f"weights: checkpoint has {found}, config has {config}"
+        ):
+            run(cfg)
