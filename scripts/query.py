@@ -22,19 +22,12 @@ if str(ROOT) not in sys.path:
 
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from predictor.io import (  # noqa: E402
-    DataError,
-    atomic_savefig,
-    atomic_write_json,
-    atomic_write_text,
-    git_hash,
-    read_table,
-)
+from predictor.io import DataError, atomic_savefig, read_table  # noqa: E402
 from predictor.table import TABLE_COLUMNS  # noqa: E402
 from predictor.topk import dedup_classes, live_conv  # noqa: E402
+from supernet.artefact import arch_record, write_arch_record  # noqa: E402
 from supernet.utils import check_count, write_run_info  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -198,17 +191,21 @@ def run(cfg: DictConfig) -> dict:
         f"{Path(str(cfg.table)).name}: {n} archs, {int(ok.sum())} within budget ({within})\n"
         f"chosen: {cols['arch'][best]}",
     )
-    export = {
+    data = cfg.get("data") or {}
+    export = arch_record(
+        space,
+        archs[best],
+        {
+            "name": data.get("name"),
+            "input_shape": list(cfg.input_shape),
+            "num_classes": int(cfg.num_classes),
+        },
         **top[0],
-        "ops": [space.ops[o] for o in archs[best]],
-        "op_indices": list(archs[best]),
-        "score_column": sc,
-        "budgets": budgets,
-        "table": str(cfg.table),
-        "git": git_hash(),
-    }
-    atomic_write_json(cfg.export_json, export)
-    atomic_write_text(cfg.export_yaml, yaml.safe_dump(export, sort_keys=False))
+        score_column=sc,
+        budgets=budgets,
+        table=str(cfg.table),
+    )
+    write_arch_record(cfg.export_json, export, cfg.export_yaml)
     write_run_info(
         Path(cfg.export_json).parent,
         "query",

@@ -1,23 +1,30 @@
 """Train one architecture standalone from scratch: `python scripts/retrain.py arch=STRING|FILE.json`.
 
-The arch may be an arch string or the JSON that `scripts/query.py` exports. The network is the
-supernet restricted to that single path, so data, optimiser and logging are those of supernet training.
+The arch may be an arch string or the `best_arch.json` that `scripts/query.py` exports; a file's
+recorded space is used (an explicit `space=` that differs is refused). The network holds only the
+arch's ops (`supernet.network.build_network`); it is trained by the supernet's LightningModule, so
+data, optimiser and logging are those of supernet training. `model.pt` / `model.json` of the trained
+network are written beside `retrain.json` (as `scripts/export.py` writes them).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from scripts.train import run as train  # noqa: E402
-from supernet.utils import DataError, atomic_write_bytes  # noqa: E402
+from supernet.artefact import read_arch_record, resolve_arch, space_node  # noqa: E402
+from supernet.export import save_network  # noqa: E402
+from supernet.utils import DataError, atomic_write_bytes, load_checkpoint_file  # noqa: E402
 
 
 def arch_string(value: str) -> str:
@@ -26,35 +33,39 @@ def arch_string(value: str) -> str:
     Raises:
         DataError: a missing or unreadable file, or one without a string `arch` field.
     """
-    if value.endswith(".json"):
-        path = Path(value)
-        if not path.is_file():
-            raise DataError(f"arch file {path} does not exist (a best_arch.json of query.py)")
-        try:
-            record = json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"arch file {path} is not JSON text ({err})") from None
-        arch = record.get("arch") if isinstance(record, dict) else None
-        if not isinstance(arch, str):
-            found = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise DataError(
-                f"arch file {path}: no string field 'arch' (found {found}); expected the "
-                "best_arch.json that query.py exports"
-            )
-        return arch
-    return value
+    return read_arch_record(value)["arch"] if value.endswith(".json") else value
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Trains the arch, tests it on the test split and writes `retrain.json`."""
+def command_line() -> list[str]:
+    """This run's command-line overrides (none when not run by `@hydra.main`)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def set_arch(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Sets `cfg.arch` to the arch string and `cfg.space` to the space of a `best_arch.json`
+    that records one.
+
+    Raises:
+        DataError: a bad file or arch, or a `space=` override that conflicts with the file's.
+    """
+    configured = hydra.utils.instantiate(cfg.space)
+    arch, space, _ = resolve_arch(str(cfg.arch), configured, overrides)
     with open_dict(cfg):
-        cfg.arch = arch_string(str(cfg.arch))
-    try:
-        hydra.utils.instantiate(cfg.space).parse(cfg.arch)
-    except ValueError as err:
-        raise DataError(f"arch={cfg.arch!r}: {err}") from None
+        cfg.arch = arch
+        if space is not configured:
+            cfg.space = space_node(space)
+
+
+def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Any]:
+    """Trains the arch, tests it on the test split and writes `retrain.json` (and, with
+    `save_model`, `model.pt` + `model.json` of the trained network).
+
+    Args:
+        overrides: the command line, to tell an explicit `space=` (default: Hydra's).
+    """
+    set_arch(cfg, command_line() if overrides is None else overrides)
     result = train(cfg, test=True)
-    out = Path(cfg.paths.output_dir) / "retrain.json"
+    out = Path(cfg.paths.output_dir)
     summary = {
         "arch": cfg.arch,
         "test_acc": result["test"].get("test/acc"),
@@ -63,8 +74,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": result["ckpt_path"],
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    atomic_write_bytes(out, json.dumps(summary, indent=2, default=str).encode())
-    return {**result, "summary": summary, "out": str(out)}
+    if cfg.get("save_model") and result["ckpt_path"]:
+        net = hydra.utils.instantiate(cfg.net)
+        state = load_checkpoint_file(result["ckpt_path"])["state_dict"]
+        net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        summary["model"] = save_network(net, out)
+    atomic_write_bytes(out / "retrain.json", json.dumps(summary, indent=2, default=str).encode())
+    return {**result, "summary": summary, "out": str(out / "retrain.json")}
 
 
 @hydra.main(config_path="../conf", config_name="retrain", version_base="1.3")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from predictor.fusion import class_index, fuse, live_index
@@ -268,6 +269,12 @@ def test_query_meets_every_budget(tmp_path: Path) -> None:
     assert exported["arch"] == out["top"][0]["arch"]
     assert SPACE.to_str(tuple(exported["op_indices"])) == exported["arch"]
     assert yaml.safe_load(Path(out["export_yaml"]).read_text())["ops"] == exported["ops"]
+    # self-describing: the space, the data the costs are for, the score and costs, the version
+    space = instantiate(cfg.space)
+    assert exported["space"] == {"name": "nb201", "config": space.config()}
+    assert exported["data"] == {"name": "digits", "input_shape": [1, 8, 8], "num_classes": 10}
+    assert exported["score"] == scores[0] and exported["flops_M"] == out["top"][0]["flops_M"]
+    assert exported["version"] and exported["git"] and exported["score_column"] == "score"
     assert Path(out["pareto_plot"]).stat().st_size > 0
 
 
