@@ -183,6 +183,12 @@ def test_export_script_inherits_and_recalibrates(tmp_path):
     assert not torch.allclose(state["stem.1.running_var"], torch.ones(4))
 
 
+def readme_snippet() -> str:
+    """The Python block of the README's Export section, as written there."""
+    section = (ROOT / "README.md").read_text().split("## Export", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
 @pytest.mark.parametrize(
     "space, arch",
     [
@@ -192,6 +198,7 @@ def test_export_script_inherits_and_recalibrates(tmp_path):
 )
 def test_export_loads_in_a_fresh_process_with_no_config(tmp_path, space, arch):
     """The README's snippet, run as written in a new Python process, for each space."""
+    assert 'build_network(**json.load(open("model.json")))' in readme_snippet()
     cfg = make_cfg("export", tmp_path, [f"space={space}", f"arch='{arch}'", "torchscript=true"])
     out = export.run(cfg, overrides=[])
     x = torch.randn(2, 1, 8, 8)
@@ -200,18 +207,15 @@ def test_export_loads_in_a_fresh_process_with_no_config(tmp_path, space, arch):
     net.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     with torch.no_grad():
         torch.save(net.eval()(x), tmp_path / "expected.pt")
-    snippet = """
-import json, torch
-from supernet import build_network
-
-net = build_network(**json.load(open("model.json")))
-net.load_state_dict(torch.load("model.pt", weights_only=True))
-net.eval()
+    snippet = (
+        readme_snippet()
+        + """
 x, expected = torch.load("x.pt"), torch.load("expected.pt")
 assert torch.equal(net(x), expected)
 assert torch.equal(torch.jit.load("model.ts")(x), expected)
 print(type(net).__name__, sum(p.numel() for p in net.parameters()))
 """
+    )
     proc = subprocess.run(
         [sys.executable, "-c", snippet],
         cwd=tmp_path,
