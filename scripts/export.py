@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from supernet.artefact import resolve_arch, space_overrides  # noqa: E402
 from supernet.export import BN_MODES, checkpoint_space, export_arch  # noqa: E402
+from supernet.noise import silence_known_noise  # noqa: E402
 from supernet.utils import DataError, check_count, write_run_info  # noqa: E402
 
 
@@ -75,6 +76,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
 
 @hydra.main(config_path="../conf", config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    silence_known_noise()
     try:
         out = run(cfg)
     except (DataError, FileNotFoundError) as err:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from scripts.train import run as train  # noqa: E402
 from supernet.artefact import read_arch_record, resolve_arch, space_node  # noqa: E402
 from supernet.export import save_network  # noqa: E402
+from supernet.noise import silence_known_noise  # noqa: E402
 from supernet.utils import DataError, atomic_write_bytes, load_checkpoint_file  # noqa: E402
 
 
@@ -85,6 +86,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
 
 @hydra.main(config_path="../conf", config_name="retrain", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    silence_known_noise()
     try:
         result = run(cfg)
     except (DataError, FileNotFoundError) as err:

@@ -293,3 +293,23 @@ def test_retrain_trains_the_standalone_network_of_the_file(tmp_path, with_space)
     net = build_network(**spec)
     net.load_state_dict(torch.load(tmp_path / "r" / "model.pt", weights_only=True))
     assert net.stem[1].num_batches_tracked > 0  # trained: not the fresh network
+
+
+def test_known_noise_is_silenced_and_nothing_else(caplog):
+    import logging
+    import warnings
+
+    from supernet.noise import LIGHTNING_LOG, silence_known_noise
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        silence_known_noise()
+        silence_known_noise()
+        warnings.warn(
+            "`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1
+        )
+        warnings.warn("something else", FutureWarning, stacklevel=1)
+        logging.getLogger(LIGHTNING_LOG).info("Tip: try installing [litlogger](...)")
+        logging.getLogger(LIGHTNING_LOG).info("GPU available: False")
+    assert [str(w.message) for w in caught] == ["something else"]
+    assert "GPU available" in caplog.text and "litlogger" not in caplog.text
