@@ -9,6 +9,10 @@ ground truth. The truth is read by the caller and used only by `rank_metrics`.
 from __future__ import annotations
 
 import csv
+import datetime
+import os
+import platform
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +23,45 @@ from scipy.stats import kendalltau, spearmanr
 from sklearn.kernel_ridge import KernelRidge
 
 from predictor.fusion import fuse, live_index
+from predictor.io import atomic_write_json, atomic_write_text, git_hash
 from predictor.module import RidgePredictor
 from predictor.table import all_ops, predict_all
 from supernet.proxies.vote import rank_vote
 from supernet.space import SearchSpace
 
 TOP_FRACTION = 0.1  # "within the true top 10%"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (lscpu), for the record of where a figure was measured."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_report(
+    json_path: str | Path, md_path: str | Path, results: dict, markdown: str, config: dict
+) -> dict:
+    """Writes a benchmark's results with where and when they were measured (date, commit, device,
+    torch threads, load average, the resolved config) as JSON, and its markdown; returns the
+    record."""
+    record = {
+        **results,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "git": git_hash(),
+        "device": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()),
+        "config": config,
+    }
+    atomic_write_json(json_path, record)
+    atomic_write_text(md_path, markdown)
+    return record
 
 
 def read_truth(path: str | Path, space: SearchSpace, column: str) -> np.ndarray:

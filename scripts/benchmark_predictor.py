@@ -10,9 +10,6 @@ fit + full table for `timing_samples` samples. The truth is read only here, by t
 
 from __future__ import annotations
 
-import datetime
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,8 +25,8 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
-from predictor.benchmark import read_truth  # noqa: E402
-from predictor.io import atomic_write_json, atomic_write_text, git_hash, read_features  # noqa: E402
+from predictor.benchmark import read_truth, write_report  # noqa: E402
+from predictor.io import read_features  # noqa: E402
 from predictor.module import RidgePredictor  # noqa: E402
 from predictor.table import all_ops, cost_columns, predict_all, space_features  # noqa: E402
 from scripts.fit import plot_fit  # noqa: E402
@@ -72,17 +69,6 @@ def markdown(results: dict) -> str:
         f"{t['total_s']:.1f} s (fit {t['fit_s']:.1f} s, table {t['predict_s']:.1f} s)."
     )
     return "\n".join(lines) + "\n"
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(cfg: DictConfig) -> dict:
@@ -166,7 +152,6 @@ def run(cfg: DictConfig) -> dict:
         "fit_s": t1 - t0,
         "predict_s": t2 - t1,
         "total_s": t2 - t0,
-        "load_average": list(__import__("os").getloadavg()),
     }
 
     results = {
@@ -175,14 +160,14 @@ def run(cfg: DictConfig) -> dict:
         "sigma": sigma,
         "target_tau": float(cfg.target_tau),
         "feature_names": names,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "git": git_hash(),
-        "device": cpu_model(),
-        "torch_threads": torch.get_num_threads(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    atomic_write_json(cfg.results_json, results)
-    atomic_write_text(cfg.results_md, markdown(results))
+    results = write_report(
+        cfg.results_json,
+        cfg.results_md,
+        results,
+        markdown(results),
+        OmegaConf.to_container(cfg, resolve=True),
+    )
     return results
 
 

@@ -21,15 +21,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from predictor.benchmark import make_signals, methods, rank_metrics, read_truth, run_draw  # noqa: E402
-from predictor.fusion import class_index  # noqa: E402
-from predictor.io import (  # noqa: E402
-    atomic_write_json,
-    atomic_write_text,
-    git_hash,
-    read_features,
-    read_samples,  # noqa: E402
+from predictor.benchmark import (  # noqa: E402
+    make_signals,
+    methods,
+    rank_metrics,
+    read_truth,
+    run_draw,
+    write_report,
 )
+from predictor.fusion import class_index  # noqa: E402
+from predictor.io import read_features, read_samples  # noqa: E402
 from predictor.table import all_ops, cost_columns, predict_all  # noqa: E402
 from supernet.utils import DataError  # noqa: E402
 
@@ -106,15 +107,13 @@ def run(cfg: DictConfig) -> dict:
         }
         for n, draws in per_draw.items()
     }
-    results = {
-        "summary": summary,
-        "draws": per_draw,
-        "git": git_hash(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    atomic_write_json(cfg.results_json, results)
-    atomic_write_text(cfg.results_md, markdown(summary))
-    return results
+    return write_report(
+        cfg.results_json,
+        cfg.results_md,
+        {"summary": summary, "draws": per_draw},
+        markdown(summary),
+        OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 @hydra.main(config_path="../conf", config_name="benchmark_ranking", version_base="1.3")
