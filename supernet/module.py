@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,24 @@ def check_schedule(checkpoint: dict[str, Any], max_epochs: int, source: str) -> 
             )
 
 
+def plain(value: Any) -> Any:
+    """`value` as JSON-like data (dicts, lists, numbers, strings); anything else as its string."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def describe_partial(fn: Any) -> Any:
+    """An optimizer / scheduler partial as its name and keyword arguments (None stays None)."""
+    if isinstance(fn, functools.partial):
+        return {"name": getattr(fn.func, "__name__", str(fn.func)), **fn.keywords}
+    return None if fn is None else getattr(fn, "__name__", str(fn))
+
+
 class SupernetModule(pl.LightningModule):
     """Single-path one-shot training with a pluggable sampler.
 
@@ -224,6 +243,23 @@ class SupernetModule(pl.LightningModule):
             self.reference_archs = [net.space.parse(s) for s in reference_archs]
         self.meta = net_meta(net)
         self.bad_steps = 0
+        # hparams.yaml of the loggers and the checkpoint's hyper_parameters: plain data only
+        # (Hydra's ListConfig would need pickle, which checkpoints refuse on loading)
+        self.save_hyperparameters(
+            plain(
+                {
+                    "net": self.meta,
+                    "sampler": type(sampler).__name__,
+                    "optimizer": describe_partial(optimizer),
+                    "scheduler": describe_partial(scheduler),
+                    "grad_clip": grad_clip,
+                    "reference_archs": [net.space.to_str(a) for a in self.reference_archs],
+                    "max_bad_steps": max_bad_steps,
+                    "arch_per_rank": arch_per_rank,
+                    "channels_last": channels_last,
+                }
+            )
+        )
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         return self.net(x, arch)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from predictor.topk import prune_dead
 from scripts import export, retrain
@@ -293,6 +294,10 @@ def test_retrain_trains_the_standalone_network_of_the_file(tmp_path, with_space)
     net = build_network(**spec)
     net.load_state_dict(torch.load(tmp_path / "r" / "model.pt", weights_only=True))
     assert net.stem[1].num_batches_tracked > 0  # trained: not the fresh network
+    # save_hyperparameters: the loggers' hparams.yaml says what was trained (was {})
+    hparams = [yaml.safe_load(p.read_text()) for p in (tmp_path / "r").rglob("hparams.yaml")]
+    assert hparams and all(h["net"]["space_config"] == space.config() for h in hparams)
+    assert hparams[0]["reference_archs"] == [arch] and hparams[0]["optimizer"]["name"] == "SGD"
 
 
 def test_known_noise_is_silenced_and_nothing_else(caplog):
