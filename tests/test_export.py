@@ -1,6 +1,7 @@
 """A searched arch as a plain network: only its ops, the supernet path's function given the same
 weights and BN statistics, files loadable with no config, and self-describing best_arch.json."""
 
+import importlib.util
 import json
 import random
 import subprocess
@@ -232,9 +233,13 @@ print(type(net).__name__, sum(p.numel() for p in net.parameters()))
 
 
 def test_onnx_export_matches(tmp_path):
-    pytest.importorskip("onnx", reason="the onnx package is not installed (an optional extra)")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     cfg = make_cfg("export", tmp_path, [f"arch='{DEAD_END}'", "onnx=true"])
+    if importlib.util.find_spec("onnx") is None:
+        with pytest.raises(DataError, match="onnx=true needs the onnx package"):
+            export.run(cfg, overrides=[])
+        assert not (tmp_path / "model.pt").exists()
+        pytest.skip("the onnx package is not installed (an optional extra): refusal tested")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     out = export.run(cfg, overrides=[])
     net = build_network(**out["spec"])
     net.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))

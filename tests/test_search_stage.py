@@ -113,6 +113,7 @@ def test_search_meets_the_flops_budget_and_beats_random_archs(fitted, tmp_path):
 
     best = json.loads((tmp_path / "best_arch.json").read_text())
     assert best["arch"] == rows[0]["arch"] and best["budgets"] == {"max_flops_M": budget}
+    assert best["space"] == {"name": "chain", "config": SPACE.config()}  # retrain needs no space=
     assert (tmp_path / "best_arch.yaml").is_file() and (tmp_path / "pareto.png").is_file()
     # the predictor ranks the best arch above every random arch within the same budget
     pred, _ = load_checkpoint(out["checkpoint"], SPACE)
