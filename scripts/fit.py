@@ -8,8 +8,9 @@ table (best first), a fit plot and metrics.
 The table ranks by the fusion (`predictor.fusion.fuse`: by default a soft minimum of normal scores)
 of the prediction and the `vote_with` columns: the features CSV's, or flops_M / params_M of what each
 cell computes (dead ops cost nothing), each higher-is-better; the prediction stays in a `predicted`
-column. The default `vote_with=auto` takes params_M and every zero-shot column of `features`
-(not its params / flops, which count dead ops); `vote_with=[]` ranks by the prediction alone.
+column. The default `vote_with=auto` takes params_M and the `wrcor` column of `features` (every
+zero-shot column but params / flops / vote when it has none); `vote_with=[]` ranks by the
+prediction alone.
 A features CSV needs one row per class of archs that compute the same function.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
@@ -95,6 +96,9 @@ def refuse_features(cfg: DictConfig, space_size: int) -> None:
             )
 
 
+AUTO_SKIP = ("params", "flops", "vote")
+
+
 def vote_columns(
     cfg: DictConfig,
     space: SearchSpace,
@@ -106,8 +110,10 @@ def vote_columns(
     if wanted == "auto":  # the best fusion measured for these inputs (BENCHMARKS.md)
         if costs is None:
             return {}
-        zero_shot = [c for c in (features[0] if features else []) if c not in ("params", "flops")]
-        wanted = ["params_M", *zero_shot]
+        # WRCor is the zero-shot score measured in the fusion; other proxies when it is absent.
+        # params / flops count dead ops, and a `vote` column averages them in again
+        zero_shot = [c for c in (features[0] if features else []) if c not in AUTO_SKIP]
+        wanted = ["params_M", *(["wrcor"] if "wrcor" in zero_shot else zero_shot)]
     wanted = list(wanted)
     if not wanted:
         return {}

@@ -107,3 +107,21 @@ def test_class_representatives_score_each_function_once() -> None:
     assert len({classes[SPACE.index(a)] for a in reps}) == len(reps)  # one per class
     live = live_index(SPACE)
     assert all(live[SPACE.index(a)] == SPACE.index(a) for a in reps)  # each already pruned
+
+
+def test_auto_vote_takes_live_params_and_wrcor() -> None:
+    from omegaconf import OmegaConf
+
+    from scripts.fit import vote_columns
+
+    costs = cost_columns(SPACE)
+    names = ["wrcor", "naswot", "params", "vote"]
+    feats = (names, np.random.default_rng(0).random((SPACE.size, len(names))))
+    auto = OmegaConf.create({"vote_with": "auto"})
+    cols = vote_columns(auto, SPACE, costs, feats)
+    assert list(cols) == ["params_M", "wrcor"]
+    assert np.array_equal(cols["params_M"], costs[live_index(SPACE), 1])  # dead ops cost nothing
+    no_wrcor = (["naswot", "flops"], feats[1][:, :2])
+    assert list(vote_columns(auto, SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
+    assert vote_columns(auto, SPACE, None, feats) == {}  # a space too large to list: no vote
+    assert vote_columns(OmegaConf.create({"vote_with": []}), SPACE, costs, feats) == {}
