@@ -1,10 +1,12 @@
-"""Train one architecture standalone from scratch: `python scripts/retrain.py arch=STRING|FILE.json`.
+"""Train one architecture standalone: `python scripts/retrain.py arch=STRING|FILE.json`.
 
 The arch may be an arch string or the `best_arch.json` that `scripts/query.py` exports; a file's
 recorded space is used (an explicit `space=` that differs is refused). The network holds only the
 arch's ops (`supernet.network.build_network`); it is trained by the supernet's LightningModule, so
 data, optimiser and logging are those of supernet training. `model.pt` / `model.json` of the trained
-network are written beside `retrain.json` (as `scripts/export.py` writes them).
+network are written beside `retrain.json` (as `scripts/export.py` writes them). With
+`init_weights=model.pt` (of `scripts/export.py ckpt_path=...`) it fine-tunes the supernet's weights
+instead of training from scratch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.errors import InstantiationException  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from scripts.train import run as train  # noqa: E402
@@ -58,13 +61,21 @@ def set_arch(cfg: DictConfig, overrides: Sequence[str]) -> None:
 
 
 def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Any]:
-    """Trains the arch, tests it on the test split and writes `retrain.json` (and, with
-    `save_model`, `model.pt` + `model.json` of the trained network).
+    """Trains the arch (from `init_weights`, a `model.pt`, when given), tests it on the test
+    split and writes `retrain.json` (and, with `save_model`, `model.pt` + `model.json` of the
+    trained network).
 
     Args:
         overrides: the command line, to tell an explicit `space=` (default: Hydra's).
     """
     set_arch(cfg, command_line() if overrides is None else overrides)
+    if cfg.get("init_weights"):  # built once up front: a bad file stops (exit 2) before training
+        try:
+            hydra.utils.instantiate(cfg.net)
+        except InstantiationException as err:
+            if isinstance(err.__cause__, DataError):
+                raise err.__cause__ from None
+            raise
     result = train(cfg, test=True)
     out = Path(cfg.paths.output_dir)
     summary = {
@@ -76,7 +87,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     if cfg.get("save_model") and result["ckpt_path"]:
-        net = hydra.utils.instantiate(cfg.net)
+        net = hydra.utils.instantiate(cfg.net, weights=None)
         state = load_checkpoint_file(result["ckpt_path"])["state_dict"]
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
         summary["model"] = save_network(net, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from supernet.space import SearchSpace, get_space
 from supernet.utils import DataError, atomic_write, atomic_write_bytes, load_checkpoint_file
 
 BN_MODES = ("recalibrate", "batch", "inherit")
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -107,8 +109,10 @@ def network_from_supernet(
     net.to(device).eval()
     if bn == "recalibrate":
         used = recalibrate_bn(net, calib, calib_batches)
-        if used < calib_batches:
-            raise ValueError(f"calib_batches={calib_batches}, but the data gave only {used}")
+        if used == 0:
+            raise ValueError("bn=recalibrate: the calibration data gave no batch")
+        if used < calib_batches:  # as the evaluator: a small training split has fewer
+            log.warning("calib_batches=%d: the data gave only %d batches", calib_batches, used)
     return net
 
 
@@ -279,3 +283,28 @@ def export_arch(
     example = torch.zeros(1, *shape)
     files = save_network(net.cpu(), out_dir, example, torchscript, onnx)
     return {"files": files, "spec": network_spec(net), "source": source}
+
+
+def initial_network(weights: str | Path | None = None, **spec: Any) -> StandaloneNetwork:
+    """`build_network(**spec)`, starting from the state dict in `weights` when given (a `model.pt`
+    of `scripts/export.py`, e.g. with the supernet's weights: fine-tuning instead of training from
+    scratch). Loaded with `weights_only=True`.
+
+    Raises:
+        DataError: a missing or unreadable file, or weights of another network.
+    """
+    net = build_network(**spec)
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise DataError(f"init_weights={path}: no such file (a model.pt of scripts/export.py)")
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, ValueError, EOFError, OSError) as err:
+            raise DataError(
+                f"init_weights={path}: not the weights of {net.space.to_str(net.arch)!r} "
+                f"({spec.get('space', net.space.name)}, affine={spec.get('affine', True)}, "
+                f"track_running_stats={spec.get('track_running_stats', True)}): "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from None
+    return net

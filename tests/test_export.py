@@ -323,3 +323,24 @@ def test_known_noise_is_silenced_and_nothing_else(caplog):
         logging.getLogger(LIGHTNING_LOG).info("GPU available: False")
     assert [str(w.message) for w in caught] == ["something else"]
     assert "GPU available" in caplog.text and "litlogger" not in caplog.text
+
+
+def test_retrain_fine_tunes_exported_supernet_weights(tmp_path):
+    """export.py ckpt_path=... then retrain.py init_weights=model.pt: training starts from the
+    supernet's weights (with lr 0 they come out unchanged); another network's weights are refused."""
+    supernet = randomise(SuperNet(NB201, 10, 1, share_convs=True))
+    ckpt = save_supernet_ckpt(tmp_path / "last.ckpt", supernet)
+    ex = make_cfg("export", tmp_path / "ex", [f"arch='{DEAD_END}'", f"ckpt_path={ckpt}"])
+    export.run(ex, overrides=[])
+    inherited = torch.load(tmp_path / "ex" / "model.pt", weights_only=True)
+    over = [f"arch='{DEAD_END}'", f"init_weights={tmp_path / 'ex' / 'model.pt'}"]
+    cfg = make_cfg("retrain", tmp_path / "r", [*over, "supernet.optimizer.lr=0"])
+    retrain.run(cfg, overrides=[])
+    trained = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
+    for key in ("stem.0.weight", "blocks.0.edges.3_1.1.weight", "classifier.weight"):
+        assert torch.equal(trained[key], inherited[key]), key
+    other = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    cfg = make_cfg("retrain", tmp_path / "bad", [f"arch='{other}'", *over[1:]])
+    with pytest.raises(DataError, match=r"init_weights=.*model\.pt: not the weights of"):
+        retrain.run(cfg, overrides=[])
+    assert not (tmp_path / "bad" / "retrain.json").exists()
