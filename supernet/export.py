@@ -222,9 +222,10 @@ def load_network(spec_path: str | Path, weights_path: str | Path | None = None) 
     except (OSError, ValueError, TypeError) as err:
         raise DataError(f"{spec_path}: not a model.json of scripts/export.py ({err})") from None
     weights = Path(weights_path) if weights_path else spec_path.with_name("model.pt")
+    state = load_checkpoint_file(weights, "weights")
     try:
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except (OSError, RuntimeError, ValueError) as err:
+        net.load_state_dict(state)
+    except (RuntimeError, ValueError) as err:
         raise DataError(f"{weights}: not the weights of {spec_path} ({str(err)[:200]})") from None
     return net.eval()
 
@@ -296,11 +297,10 @@ def initial_network(weights: str | Path | None = None, **spec: Any) -> Standalon
     net = build_network(**spec)
     if weights:
         path = Path(weights)
-        if not path.is_file():
-            raise DataError(f"init_weights={path}: no such file (a model.pt of scripts/export.py)")
+        state = load_checkpoint_file(path, "init_weights (a model.pt of scripts/export.py)")
         try:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (RuntimeError, ValueError, EOFError, OSError) as err:
+            net.load_state_dict(state)
+        except (RuntimeError, ValueError) as err:
             raise DataError(
                 f"init_weights={path}: not the weights of {net.space.to_str(net.arch)!r} "
                 f"({spec.get('space', net.space.name)}, affine={spec.get('affine', True)}, "

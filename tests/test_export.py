@@ -20,7 +20,12 @@ from supernet.artefact import arch_record, write_arch_record
 from supernet.chain_model import ChainSuperNet
 from supernet.chain_space import ChainSpace
 from supernet.evaluator import SubnetEvaluator
-from supernet.export import network_from_checkpoint, network_from_supernet, recalibrate_bn
+from supernet.export import (
+    load_network,
+    network_from_checkpoint,
+    network_from_supernet,
+    recalibrate_bn,
+)
 from supernet.model import SuperNet
 from supernet.module import net_meta
 from supernet.space import NB201Space
@@ -183,6 +188,14 @@ def test_export_script_inherits_and_recalibrates(tmp_path):
     assert torch.equal(state["stem.0.weight"], supernet.stem[0].weight)
     assert int(state["stem.1.num_batches_tracked"]) == 2
     assert not torch.allclose(state["stem.1.running_var"], torch.ones(4))
+    net = load_network(tmp_path / "out" / "model.json")
+    assert not net.training and torch.equal(net.stem[1].running_mean, state["stem.1.running_mean"])
+    (tmp_path / "out" / "model.pt").write_bytes(b"not a state dict")
+    with pytest.raises(DataError, match=r"weights .*model\.pt"):
+        load_network(tmp_path / "out" / "model.json")
+    torch.save({"stem.0.weight": torch.zeros(1)}, tmp_path / "out" / "model.pt")
+    with pytest.raises(DataError, match=r"model\.pt: not the weights of .*model\.json"):
+        load_network(tmp_path / "out" / "model.json")
 
 
 def readme_snippet() -> str:
