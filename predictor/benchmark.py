@@ -185,22 +185,25 @@ def methods(gcn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> dict[
             {"z": zs(s), "p": s.live_params}
         ),
         "fused: live ridge + live params": lambda sp, i, y, s: fuse(
-            {"r": live(sp, i, y, s), "p": s.live_params}
+            {"r": live(sp, i, y, s), "p": s.live_params}, trust="r"
         ),
         "fused: live ridge + zero-shot + live params": lambda sp, i, y, s: fuse(
-            {"r": live(sp, i, y, s), "z": zs(s), "p": s.live_params}
+            {"r": live(sp, i, y, s), "z": zs(s), "p": s.live_params}, trust="r"
         ),
         "fused, mean rule: live ridge + zero-shot + live params": lambda sp, i, y, s: fuse(
-            {"r": live(sp, i, y, s), "z": zs(s), "p": s.live_params}, rule="mean"
+            {"r": live(sp, i, y, s), "z": zs(s), "p": s.live_params}, rule="mean", trust="r"
         ),
     }
     if gcn is not None:
+        rows["fused, all weigh 1: GCN + zero-shot + live params"] = lambda sp, i, y, s: fuse(
+            {"g": gcn(i, y), "z": zs(s), "p": s.live_params}
+        )
         rows["GCN ensemble"] = lambda sp, i, y, s: gcn(i, y)
         rows["fused: GCN + live params"] = lambda sp, i, y, s: fuse(
-            {"g": gcn(i, y), "p": s.live_params}
+            {"g": gcn(i, y), "p": s.live_params}, trust="g"
         )
         rows["fused: GCN + zero-shot + live params"] = lambda sp, i, y, s: fuse(
-            {"g": gcn(i, y), "z": zs(s), "p": s.live_params}
+            {"g": gcn(i, y), "z": zs(s), "p": s.live_params}, trust="g"
         )
     return rows
 

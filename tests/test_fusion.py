@@ -7,7 +7,14 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from predictor.fusion import class_index, class_representatives, fuse, live_index, normal_scores
+from predictor.fusion import (
+    agreement,
+    class_index,
+    class_representatives,
+    fuse,
+    live_index,
+    normal_scores,
+)
 from predictor.io import read_features
 from predictor.module import RidgePredictor, predictor_from_state
 from predictor.table import all_ops, cost_columns
@@ -125,3 +132,24 @@ def test_auto_vote_takes_live_params_and_wrcor() -> None:
     assert list(vote_columns(auto, SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
     assert vote_columns(auto, SPACE, None, feats) == {}  # a space too large to list: no vote
     assert vote_columns(OmegaConf.create({"vote_with": []}), SPACE, costs, feats) == {}
+
+
+def test_a_prediction_that_disagrees_with_the_free_signals_drops_out() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal(3000)
+    free = {
+        "w": truth + 0.7 * rng.standard_normal(3000),
+        "p": truth + 0.7 * rng.standard_normal(3000),
+    }
+    good = truth + 0.7 * rng.standard_normal(3000)
+    bad = -0.3 * truth + rng.standard_normal(3000)  # consistent with itself, wrong about the truth
+    alone = fuse(free)
+    with_bad = fuse({"g": bad, **free}, trust="g")
+    assert np.allclose(with_bad, alone)  # weight 0: exactly the free fusion
+    assert kendalltau(fuse({"g": bad, **free}), truth)[0] < kendalltau(alone, truth)[0] - 0.05
+    z = np.stack([normal_scores(c) for c in (good, *free.values())], axis=1)
+    assert 0.7 < agreement(z, 0) <= 1.0  # its loading on the common factor (true: 0.82)
+    trusted = fuse({"g": good, **free}, trust="g")
+    assert kendalltau(trusted, truth)[0] > kendalltau(alone, truth)[0]
+    with pytest.raises(ValueError, match="trust"):
+        fuse(free, trust="g")
