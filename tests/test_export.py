@@ -226,8 +226,9 @@ def test_export_loads_in_a_fresh_process_with_no_config(tmp_path, space, arch):
         readme_snippet()
         + """
 x, expected = torch.load("x.pt"), torch.load("expected.pt")
-assert torch.equal(net(x), expected)
-assert torch.equal(torch.jit.load("model.ts")(x), expected)
+# another process may run other thread counts: the same sums in another order, not other values
+assert torch.allclose(net(x), expected, rtol=1e-5, atol=1e-6)
+assert torch.allclose(torch.jit.load("model.ts")(x), expected, rtol=1e-5, atol=1e-6)
 print(type(net).__name__, sum(p.numel() for p in net.parameters()))
 """
     )

@@ -93,7 +93,10 @@ def test_digits_costs_use_the_input_shape(tmp_path: Path) -> None:
     )
     out = fit.run(cfg)
     arch = SPACE.parse(out["top"][0][1])
-    assert float(out["top"][0][3]) == pytest.approx(SPACE.cost(arch, (1, 8, 8)).flops_M, rel=1e-5)
+    # digits' recipe (conf/recipe/nb201_digits.yaml) trains 1 cell per stage: costs follow it
+    space = NB201Space(C=cfg.space.C, N=cfg.space.N)
+    assert cfg.space.N == 1
+    assert float(out["top"][0][3]) == pytest.approx(space.cost(arch, (1, 8, 8)).flops_M, rel=1e-5)
 
 
 def test_duplicates_are_averaged(tmp_path: Path) -> None:
@@ -309,8 +312,9 @@ def test_query_zero_shot_table_without_costs(tmp_path: Path) -> None:
     )
     out = query.run(cfg)
     arch = SPACE.parse(out["best"]["arch"])
-    # costs for the configured data (digits by default: 1x8x8 images)
-    assert out["best"]["flops_M"] == pytest.approx(SPACE.cost(arch, (1, 8, 8)).flops_M)
+    # costs for the configured data and space (digits by default: 1x8x8 images, 1 cell per stage)
+    space = NB201Space(C=cfg.space.C, N=cfg.space.N)
+    assert out["best"]["flops_M"] == pytest.approx(space.cost(arch, (1, 8, 8)).flops_M)
     assert all(r["flops_M"] <= 100 for r in out["top"])
     cfg = compose_cfg(
         "query", tmp_path, [f"table={table}", "score_column=wrcor", "max_latency_ms=3"]

@@ -133,8 +133,9 @@ def test_fitted_predictor_checkpoint_loads_without_pickle(tmp_path):
         make_cfg("fit", tmp_path / "out", [f"samples={samples}", "predictor=ridge"], tiny=False)
     )
     ckpt = torch.load(out["checkpoint"], weights_only=True)  # plain data and tensors only
-    assert ckpt["space_config"] == SPACE.config()
-    assert read_checkpoint(out["checkpoint"])[1].config() == SPACE.config()
+    fitted_on = NB201Space(N=1).config()  # digits' recipe: 1 cell per stage
+    assert ckpt["space_config"] == fitted_on
+    assert read_checkpoint(out["checkpoint"])[1].config() == fitted_on
 
 
 # ---- data loss ---------------------------------------------------------------------------------
