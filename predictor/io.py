@@ -27,6 +27,7 @@ from supernet.space import Arch, SearchSpace
 from supernet.utils import (  # noqa: F401  (re-exported)
     DataError,
     atomic_write,
+    decode_utf8,
     file_sha256,
     git_hash,
 )
@@ -39,14 +40,7 @@ def _open_rows(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: bytes {data[err.start : err.end]!r} are not UTF-8 text; expected a CSV"
-        ) from None
+    text = decode_utf8(path.read_bytes(), path, "a CSV")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows = []
     try:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from supernet.utils import DataError, atomic_write_bytes
+from supernet.utils import DataError, atomic_write_bytes, decode_utf8
 
 
 class ResultsCSV:
@@ -120,14 +120,7 @@ class ResultsCSV:
             data = data[: data.rfind(b"\n") + 1]
             os.ftruncate(self._fd, len(data))
             self.repaired = True
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            line = data[: err.start].count(b"\n") + 1
-            raise DataError(
-                f"{self.path}, line {line}: bytes {data[err.start : err.end]!r} are not UTF-8 "
-                "text; expected a CSV written by this project"
-            ) from None
+        text = decode_utf8(data, self.path, "a CSV written by this project")
         reader = csv.DictReader(io.StringIO(text))
         for line, row in enumerate(reader, start=2):
             for col, want in self.fixed.items():

@@ -56,6 +56,18 @@ def load_checkpoint_file(path: str | Path, what: str = "checkpoint") -> dict[str
     return ckpt
 
 
+def decode_utf8(data: bytes, path: str | Path, expected: str) -> str:
+    """`data` as UTF-8 text; raises DataError naming `path:line` and the bytes that are not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: bytes {data[err.start : err.end]!r} are not UTF-8 text; expected "
+            f"{expected}"
+        ) from None
+
+
 def check_count(name: str, value: Any, minimum: int = 1, meaning: str = "") -> int:
     """`value` as an int no smaller than `minimum`; else a DataError naming the setting, its value
     and what was expected (`meaning` says what a special value such as 0 means)."""

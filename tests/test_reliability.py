@@ -158,7 +158,7 @@ def test_results_csv_refuses_a_second_writer_and_non_utf8(tmp_path):
     first.close()
     assert len(ResultsCSV(path, ["arch", "acc"])) == 1  # released: a rerun reads it
     path.write_bytes(b"arch,acc\na,1\n\xff\xfe,2\n")
-    with pytest.raises(DataError, match=r"line 3: bytes .* not UTF-8"):
+    with pytest.raises(DataError, match=r":3: bytes .* not UTF-8"):
         ResultsCSV(path, ["arch", "acc"])
 
 
