@@ -81,6 +81,23 @@ def _top_table(top: Sequence[Mapping[str, Any]], score_column: str) -> list[str]
     return lines + ["```"]
 
 
+def fusion_line(fit_metrics: Mapping[str, Any]) -> str:
+    """What the table ranks by (empty when the fit did not fuse): the fused columns and the weight
+    the prediction got for agreeing with them (`predictor.fusion.agreement`). Weight 0 reads as a
+    warning: the supernet added nothing to the answer."""
+    trust, cols = fit_metrics.get("fit/trust"), fit_metrics.get("fit/vote_with")
+    if not isinstance(trust, float) or not cols:
+        return ""
+    names = ", ".join(cols)
+    if trust <= 0.0:
+        return (
+            f"the supernet's prediction disagrees with the free signals ({names}) and got weight "
+            f"0: the table ranks by {names} alone, and the supernet added nothing to this answer"
+        )
+    rule = fit_metrics.get("fit/vote_rule", "softmin")
+    return f"{rule} of the prediction (weight {trust:.2f}, by its agreement) and {names}"
+
+
 def build_summary(
     output_dir: str | Path,
     stage_s: Mapping[str, float],
@@ -102,6 +119,9 @@ def build_summary(
         ref_archs: arch strings of the reference archs, in index order (shown when given).
     """
     warnings = sanity_warnings(ref_acc, num_classes, top)
+    fusion = fusion_line(fit_metrics or {})
+    if fusion.startswith("the supernet's prediction"):
+        warnings.append(fusion)
     lines = [f"# Run summary: {output_dir}", ""]
     if warnings:
         lines += ["## WARNING: do not trust this answer yet", ""]
@@ -129,6 +149,8 @@ def build_summary(
         train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""
         samples = fit_metrics.get("fit/samples", "?")
         lines += [f"**Fit** on {samples} subnets: {held}{train}", ""]
+        if fusion:
+            lines += [f"**Table**: {fusion}", ""]
     if top:
         lines += ["**Top archs** (one per isomorphism class, its cheapest member):", ""]
         lines += _top_table(top, score_column) + [""]

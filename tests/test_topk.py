@@ -141,6 +141,13 @@ def test_summary_names_stages_refs_tau_and_warns(tmp_path) -> None:
         [{**top[0], "live_conv": True}],
     )
     assert warnings == [] and "WARNING" not in text and "**0.410**" in text
+    fused = {"fit/heldout_tau": 0.7, "fit/vote_with": ["params_M", "wrcor"], "fit/trust": 0.84}
+    text, warnings = build_summary(tmp_path, {"fit": 5.0}, None, 10, fused, [])
+    assert warnings == [] and "(weight 0.84" in text and "params_M, wrcor" in text
+    text, warnings = build_summary(
+        tmp_path, {"fit": 5.0}, None, 10, {**fused, "fit/trust": 0.0}, []
+    )
+    assert len(warnings) == 1 and "added nothing" in warnings[0] and "WARNING" in text
 
 
 def test_progress_logs_lines_without_a_terminal(caplog) -> None:
