@@ -90,7 +90,7 @@ def rank_metrics(score: np.ndarray, truth: np.ndarray, classes: np.ndarray) -> d
     Shapes:
         score, truth, classes `(space.size,)`.
     """
-    ids, inverse = np.unique(classes, return_inverse=True)
+    _, inverse = np.unique(classes, return_inverse=True)
     counts = np.bincount(inverse)
     class_score = np.bincount(inverse, score) / counts
     class_truth = np.bincount(inverse, truth) / counts

@@ -105,7 +105,18 @@ def fuse(
     beta: float = 2.0,
     trust: str | None = None,
 ) -> np.ndarray:
-    """One whole-space score from several higher-is-better columns.
+    """One whole-space score from several higher-is-better columns (`fuse_weighted`'s score)."""
+    return fuse_weighted(columns, rule, beta, trust)[0]
+
+
+def fuse_weighted(
+    columns: Mapping[str, Sequence[float] | np.ndarray],
+    rule: str = "softmin",
+    beta: float = 2.0,
+    trust: str | None = None,
+) -> tuple[np.ndarray, float]:
+    """One whole-space score from several higher-is-better columns, and the `trust` column's
+    weight (1.0 without one).
 
     Args:
         columns: name -> `(n,)` scores (a prediction, zero-shot scores, live params).
@@ -118,7 +129,7 @@ def fuse(
             instead of dragging it below the free signals. None: all weigh 1.
 
     Shapes:
-        each column `(n,)` -> `(n,)` float64.
+        each column `(n,)` -> score `(n,)` float64.
     """
     if rule not in RULES:
         raise ValueError(f"fusion rule {rule!r}; expected one of {RULES}")
@@ -133,11 +144,13 @@ def fuse(
         raise ValueError(f"fuse: trust={trust!r} is not a column; have {sorted(columns)}")
     z = np.stack([normal_scores(col) for col in columns.values()], axis=1)
     w = np.ones(z.shape[1])
+    weight = 1.0
     if trust is not None and len(columns) > 1:
         k = list(columns).index(trust)
-        w[k] = agreement(z, k)
+        w[k] = weight = agreement(z, k)
         z, w = z[:, w > 0], w[w > 0]
     if rule == "mean":
-        return z @ w / w.sum()
+        return z @ w / w.sum(), weight
     low = z.min(axis=1, keepdims=True)  # log-sum-exp shifted by the minimum: no overflow
-    return low[:, 0] - np.log((w * np.exp(-beta * (z - low))).sum(axis=1) / w.sum()) / beta
+    soft = low[:, 0] - np.log((w * np.exp(-beta * (z - low))).sum(axis=1) / w.sum()) / beta
+    return soft, weight

@@ -38,13 +38,13 @@ METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "t
 
 
 def gcn_fitter(cfg: DictConfig, space) -> callable:
-    """`f(idx, y)` -> the GCN ensemble's whole-space scores; remembers the last fit (two rows use it)."""
+    """`f(idx, y)` -> the GCN ensemble's whole-space scores; remembers the last fit (several rows use it)."""
     ops, last = all_ops(space), {}
 
     def fit(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
         key = idx.tobytes()
         if key not in last:
-            gcn = hydra.utils.instantiate(cfg.gcn, space=space, seed=int(len(last)))
+            gcn = hydra.utils.instantiate(cfg.gcn, space=space, seed=int(cfg.seed))
             gcn.fit(ops[idx], torch.tensor(y, dtype=torch.float))
             last.clear()
             last[key] = predict_all(gcn, space)

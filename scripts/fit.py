@@ -34,14 +34,7 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
-from predictor.fusion import (  # noqa: E402
-    RULES,
-    agreement,
-    class_index,
-    fuse,
-    live_index,
-    normal_scores,
-)
+from predictor.fusion import RULES, class_index, fuse_weighted, live_index  # noqa: E402
 from predictor.io import (  # noqa: E402
     DataError,
     atomic_savefig,
@@ -234,9 +227,8 @@ def run(cfg: DictConfig) -> dict:
         final = scores
         if voters:  # the table ranks by the vote; the prediction stays beside it
             columns = {"predicted": scores, **voters}
-            final = fuse(columns, cfg.vote_rule, float(cfg.vote_beta), trust="predicted")
-            metrics["fit/trust"] = agreement(
-                np.stack([normal_scores(c) for c in columns.values()], axis=1), 0
+            final, metrics["fit/trust"] = fuse_weighted(
+                columns, cfg.vote_rule, float(cfg.vote_beta), trust="predicted"
             )
             metrics["fit/vote_with"] = list(voters)
             metrics["fit/vote_rule"] = cfg.vote_rule

@@ -12,6 +12,7 @@ from predictor.fusion import (
     class_index,
     class_representatives,
     fuse,
+    fuse_weighted,
     live_index,
     normal_scores,
 )
@@ -146,6 +147,7 @@ def test_a_prediction_that_disagrees_with_the_free_signals_drops_out() -> None:
     alone = fuse(free)
     with_bad = fuse({"g": bad, **free}, trust="g")
     assert np.allclose(with_bad, alone)  # weight 0: exactly the free fusion
+    assert fuse_weighted({"g": bad, **free}, trust="g")[1] == 0.0
     assert kendalltau(fuse({"g": bad, **free}), truth)[0] < kendalltau(alone, truth)[0] - 0.05
     z = np.stack([normal_scores(c) for c in (good, *free.values())], axis=1)
     assert 0.7 < agreement(z, 0) <= 1.0  # its loading on the common factor (true: 0.82)
