@@ -1,7 +1,7 @@
 import pytest
 from hydra import initialize_config_dir
 
-from scripts.benchmark_nb201 import aggregate, markdown, run, score_rankings, vote
+from predictor.benchmarks.nb201 import aggregate, markdown, run, score_rankings, vote
 from supernet.space import NB201Space
 from tests.conftest import CONF, SHARED, make_cfg
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from scripts.benchmark_pick import (
+from predictor.benchmarks.pick import (
     RNG_OFFSET,
     call,
     commits,
@@ -70,7 +70,7 @@ def test_retrain_reuses_a_finished_result_and_quotes_arch_strings(tmp_path, monk
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "retrain.json").write_text(json.dumps({"test_acc": 50.0}))
 
-    monkeypatch.setattr("scripts.benchmark_pick.call", fake_call)
+    monkeypatch.setattr("predictor.benchmarks.pick.call", fake_call)
     assert retrain(opts, "best_arch.json", 0, "top1") == 91.5 and not calls
     assert retrain(opts, "|none~0|", 0, "random_00") == 50.0
     assert "arch='|none~0|'" in calls[0] and "seed=0" in calls[0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from scripts import benchmark_predictor as bench
+from predictor.benchmarks import prediction as bench
 from supernet.space import NB201Space
 from tests.conftest import make_cfg
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from predictor.benchmark import rank_metrics
+from predictor.benchmarks import ranking as bench
 from predictor.fusion import class_index
-from scripts import benchmark_ranking as bench
 from supernet.space import NB201Space
 from tests.conftest import make_cfg
 

@@ -1,7 +1,7 @@
 import pytest
 from hydra import initialize_config_dir
 
-from scripts.benchmark_search import run
+from predictor.benchmarks.search import run
 from tests.conftest import CONF, make_cfg
 
 

@@ -1,7 +1,7 @@
 import json
 import math
 
-from scripts.benchmark_speed import run
+from predictor.benchmarks.speed import run
 from tests.conftest import make_cfg
 
 

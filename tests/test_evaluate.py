@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts.evaluate import run
-from scripts.train import run as train
 from supernet.data import NASDataModule
 from supernet.evaluator import SubnetEvaluator, choose_archs
 from supernet.model import SuperNet
 from supernet.space import NB201Space
+from supernet.stages.evaluate import run
+from supernet.stages.train import run as train
 from tests.conftest import data_lines, kill_when, make_cfg
 
 TINY = NB201Space(C=4, N=1)

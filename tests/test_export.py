@@ -14,7 +14,6 @@ import torch.nn.functional as F
 import yaml
 
 from predictor.topk import prune_dead
-from scripts import export, retrain
 from supernet import build_network
 from supernet.artefact import arch_record, write_arch_record
 from supernet.chain_model import ChainSuperNet
@@ -29,6 +28,7 @@ from supernet.export import (
 from supernet.model import SuperNet
 from supernet.module import net_meta
 from supernet.space import NB201Space
+from supernet.stages import export, retrain
 from supernet.utils import DataError
 from tests.conftest import ROOT, make_cfg
 

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 
 from predictor.fusion import class_index, fuse, live_index
 from predictor.io import DataError, read_samples
+from predictor.stages import fit, query
 from predictor.table import cost_columns, load_checkpoint
-from scripts import fit, query
 from supernet.space import NB201Space
 from tests.conftest import kill_when, make_cfg
 

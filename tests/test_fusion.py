@@ -120,7 +120,7 @@ def test_class_representatives_score_each_function_once() -> None:
 def test_auto_vote_takes_live_params_and_wrcor() -> None:
     from omegaconf import OmegaConf
 
-    from scripts.fit import vote_columns
+    from predictor.stages.fit import vote_columns
 
     costs = cost_columns(SPACE)
     names = ["wrcor", "naswot", "params", "vote"]

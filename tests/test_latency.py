@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from scripts import fit, query
-from scripts import latency as latency_script
+from predictor.stages import fit, query
 from supernet.chain_model import ChainSuperNet
 from supernet.chain_space import ChainSpace
 from supernet.latency import LatencyTable, measure_network, measure_table
+from supernet.stages import latency as latency_script
 from tests.conftest import make_cfg
 
 TINY = dict(widths=[8, 16], layers=[2, 2], strides=[1, 2], stem_channels=8, head_channels=32)

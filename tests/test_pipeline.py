@@ -9,10 +9,10 @@ import torch
 from hydra import initialize_config_dir
 
 from predictor.graph import edge_mask, full_edges
+from predictor.stages.pipeline import run
 from predictor.topk import class_key
-from scripts import retrain
-from scripts.run import run
 from supernet.space import NB201Space
+from supernet.stages import retrain
 from tests.conftest import CONF, make_cfg
 
 FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]

@@ -17,18 +17,18 @@ import pytorch_lightning as pl
 import torch
 
 from predictor.io import DataError, read_samples, read_table
+from predictor.stages import fit, query
+from predictor.stages import search as search_script
 from predictor.table import load_checkpoint, read_checkpoint
-from scripts import evaluate as evaluate_script
-from scripts import fit, query
-from scripts import search as search_script
-from scripts.evaluate import run as evaluate
-from scripts.retrain import arch_string
-from scripts.train import run as train
 from supernet import evaluator
 from supernet.data import load_cifar10
 from supernet.module import load_supernet
 from supernet.results import ResultsCSV
 from supernet.space import NB201Space
+from supernet.stages import evaluate as evaluate_script
+from supernet.stages.evaluate import run as evaluate
+from supernet.stages.retrain import arch_string
+from supernet.stages.train import run as train
 from supernet.utils import _writer_tag, atomic_write_bytes, load_checkpoint_file
 from tests.conftest import make_cfg
 
@@ -234,7 +234,7 @@ def test_fit_killed_while_writing_leaves_no_record_of_another_run(tmp_path):
     code = f"""
 import os, signal, sys
 sys.path.insert(0, {str(ROOT)!r})
-from scripts import fit
+from predictor.stages import fit
 from tests.conftest import make_cfg
 write = fit.write_table
 def write_then_die(*a, **k):

@@ -15,9 +15,9 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from predictor.io import DataError
+from predictor.stages import fit, query, search
+from predictor.stages import pipeline as run_script
 from predictor.table import load_checkpoint
-from scripts import fit, query, search
-from scripts import run as run_script
 from supernet.chain_space import ChainSpace
 from supernet.latency import LatencyTable
 from tests.conftest import CONF, make_cfg

@@ -5,8 +5,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from scripts.train import run
 from supernet.module import load_supernet
+from supernet.stages.train import run
 from tests.conftest import make_cfg
 
 

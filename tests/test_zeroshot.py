@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts.zeroshot import run
 from supernet.space import NB201Space
+from supernet.stages.zeroshot import run
 from tests.conftest import data_lines, kill_when, make_cfg
 
 SPACE = NB201Space(C=4, N=1)

@@ -1,0 +1,1 @@
+"""Hydra configs of every stage, shipped inside the package (`pkg://nas_conf`)."""

@@ -1,0 +1,173 @@
+"""The whole pipeline: train the supernet, evaluate subnets, fit the predictor, query the table.
+
+Each stage is the stage script's own `run(cfg)`, given its own composed config (conf/<stage>.yaml)
+with the shared groups and seed of this run, the stage's section of conf/run.yaml, and the file the
+previous stage wrote. All outputs land in one folder.
+
+Each stage logs a line when it starts and one with its wall time when it ends; at the end a
+one-screen summary (stage times, the supernet's reference-arch accuracies, the fit's held-out tau,
+the top archs, the plots, and a warning block when the answer looks like noise) is logged and
+written to `summary.md`.
+
+A space too large to tabulate (the 20-layer chain) has no table to query: `search` runs in place of
+`query`, from fit's checkpoint, with the query section's budgets where the search section has none.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra import compose
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from predictor.io import atomic_write_text
+from predictor.stages import fit, query, search
+from predictor.summary import build_summary, read_last_metrics, reference_accuracies
+from supernet.module import DEFAULT_REFERENCE_ARCHS
+from supernet.progress import EpochProgress, Heartbeat, format_seconds
+from supernet.stages import evaluate, train
+
+log = logging.getLogger(__name__)
+
+SHARED = (
+    "seed",
+    "space",
+    "data",
+    "sampler",
+    "supernet",
+    "trainer",
+    "logger",
+    "callbacks",
+    "predictor",
+)
+STAGES = {
+    "train": train.run,
+    "evaluate": evaluate.run,
+    "fit": fit.run,
+    "query": query.run,
+    "search": search.run,
+}
+# the query section's keys that a search in its place takes over
+QUERY_TO_SEARCH = ("top_k", "max_flops_M", "max_params_M", "max_latency_ms")
+
+
+def stage_config(
+    cfg: DictConfig, stage: str, chain: dict[str, Any], shared: tuple[str, ...] = SHARED
+) -> DictConfig:
+    """conf/<stage>.yaml, then this run's shared groups, the stage's section (its non-null keys)
+    and the chained files. Needs an initialised Hydra (inside @hydra.main, or `hydra.initialize_config_dir`)."""
+    base = compose(config_name=stage)
+    with open_dict(base):
+        for key in shared:
+            if key in base and key in cfg:
+                base[key] = cfg[key]
+        base.paths.output_dir = cfg.paths.output_dir
+        base.paths.root_dir = cfg.paths.root_dir
+        for key, value in chain.items():
+            base[key] = value
+        section = {k: v for k, v in (cfg.get(stage) or {}).items() if v is not None}
+        merged = OmegaConf.merge(base, section)
+    return merged
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Runs `cfg.stages` in order (`search` for `query` when the space is too large to tabulate);
+    returns each stage's result."""
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
+    out = Path(cfg.paths.output_dir)
+    stages = list(cfg.stages)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    space = hydra.utils.instantiate(cfg.space)
+    swapped = "query" in stages and not space.enumerable
+    if swapped:
+        stages = list(dict.fromkeys("search" if s == "query" else s for s in stages))
+        log.info(
+            f"space {space.name} has {space.size:.3g} archs, too many for a table: running "
+            "`search` in place of `query`"
+        )
+    results: dict[str, Any] = {}
+    chain: dict[str, Any] = {}
+    stage_s: dict[str, float] = {}
+    for stage in stages:
+        if stage == "evaluate":
+            chain = {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
+        elif stage == "fit":
+            chain = {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
+        elif stage == "query":
+            chain = {"table": results["fit"]["table"]} if "fit" in results else {}
+        elif stage == "search":
+            section = (cfg.get("query") or {}) if swapped else {}
+            chain = {k: section[k] for k in QUERY_TO_SEARCH if section.get(k) is not None}
+            if "fit" in results:
+                chain["checkpoint"] = results["fit"]["checkpoint"]
+        else:
+            chain = {}
+        log.info(f"stage {stage}: started")
+        t0 = time.perf_counter()
+        scfg = stage_config(cfg, stage, chain)
+        if stage == "train":  # epoch lines in the log: Lightning's bar leaves none in a file
+            results[stage] = train.run(scfg, extra_callbacks=[EpochProgress(log)])
+        else:  # the fit reports no progress of its own: a line every 30 s says it is alive
+            quiet = stage in ("fit", "query", "search") and not sys.stdout.isatty()
+            with Heartbeat(f"stage {stage}", log, enabled=quiet):
+                results[stage] = STAGES[stage](scfg)
+        stage_s[stage] = time.perf_counter() - t0
+        log.info(f"stage {stage}: done in {format_seconds(stage_s[stage])}")
+    results["output_dir"] = str(out)
+    results["stage_s"] = stage_s
+    results["summary"], results["warnings"] = summarise(cfg, results)
+    return results
+
+
+def summarise(cfg: DictConfig, results: dict[str, Any]) -> tuple[str, list[str]]:
+    """Builds the run's summary, writes `summary.md` beside the outputs; returns it and its
+    warnings."""
+    out = Path(results["output_dir"])
+    train = results.get("train")
+    if train is not None:
+        ref_acc = reference_accuracies(train["metrics"])
+    else:  # a run that starts later: the training logs of this folder, if any
+        logged = read_last_metrics(out / "csv" / "metrics.csv")
+        ref_acc = reference_accuracies(logged) if logged else None
+    answer = results.get("query") or results.get("search") or {}
+    score_column = str((cfg.get("query") or {}).get("score_column") or "score")
+    plots = [p for p in ((results.get("fit") or {}).get("plot"), answer.get("pareto_plot")) if p]
+    ref_archs = list((cfg.get("supernet") or {}).get("reference_archs") or [])
+    if not ref_archs and ref_acc and hydra.utils.instantiate(cfg.space).name == "nb201":
+        ref_archs = list(DEFAULT_REFERENCE_ARCHS)  # what SupernetModule logs without a list
+    text, warnings = build_summary(
+        out,
+        results["stage_s"],
+        ref_acc,
+        int(cfg.data.num_classes),
+        (results.get("fit") or {}).get("metrics"),
+        answer.get("top", []),
+        score_column if "query" in results else "score",
+        [p for p in plots if Path(p).is_file()],
+        ref_archs,
+    )
+    atomic_write_text(out / "summary.md", text + "\n")
+    return text, warnings
+
+
+def report(cfg: DictConfig, results: dict[str, Any]) -> None:
+    answer = results.get("query") or results.get("search")
+    if answer is not None:
+        query.print_top(
+            answer, str(cfg.query.score_column or "score") if "query" in results else "score"
+        )
+    log.info(
+        "summary (also in %s):\n%s", Path(results["output_dir"]) / "summary.md", results["summary"]
+    )
+    for warning in results["warnings"]:
+        log.warning(warning)
+    log.info(f"pipeline outputs in {results['output_dir']}")

@@ -1,0 +1,90 @@
+"""Train the one-shot supernet: `python scripts/train.py [data=cifar10 data.root=DIR] [ckpt_path=...]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from supernet.module import check_resume
+from supernet.utils import check_count, write_run_info
+
+
+def run(
+    cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None, test: bool = False
+) -> dict[str, Any]:
+    """Trains (or resumes) the supernet; returns the last checkpoint's path and the final metrics
+    (and, with `test`, the reference archs' accuracy on the test split).
+
+    Raises:
+        FileNotFoundError: `ckpt_path` does not exist.
+        DataError: a bad count, a corrupt or foreign checkpoint, or a resume whose restored
+            learning-rate schedule would not fit `trainer.max_epochs`.
+        SystemExit: code 143 when SIGTERM (a cluster's time limit) stopped training, after
+            saying which checkpoint to resume from.
+    """
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist; expected a last.ckpt")
+    max_epochs = check_count(
+        "trainer.max_epochs", cfg.trainer.max_epochs, 1, "epochs to train the supernet"
+    )
+    check_count("data.batch_size", cfg.data.batch_size, 1)
+    if cfg.ckpt_path:  # corrupt or foreign files first; the schedule is checked on loading it
+        check_resume(cfg.ckpt_path)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.supernet)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += extra_callbacks or []
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    keep_csv_history(loggers)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    out = Path(cfg.paths.output_dir)
+    write_run_info(out, "train", OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:  # Lightning's is a SystemExit with code 0: a chain would carry on
+        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved yet"
+        print(
+            f"error: training stopped by SIGTERM in epoch {trainer.current_epoch} of "
+            f"{max_epochs}; {where}",
+            file=sys.stderr,
+        )
+        raise SystemExit(143) from None
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0] if test else {}
+    ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+    return {
+        "ckpt_path": ckpt,
+        "metrics": metrics,
+        "test": {k: float(v) for k, v in tested.items()},
+        "output_dir": str(out),
+        "bad_steps": module.bad_steps,
+    }
+
+
+def keep_csv_history(loggers: list[Any]) -> list[Path]:
+    """A CSV logger writing into a folder that already holds `metrics.csv` (a resume in the same
+    output folder) would replace it: the earlier file is kept as `metrics.<k>.csv` instead."""
+    kept = []
+    for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            old = Path(lg.log_dir) / "metrics.csv"
+            if old.is_file():
+                k = 1
+                while (dest := old.with_name(f"metrics.{k}.csv")).exists():
+                    k += 1
+                old.rename(dest)
+                kept.append(dest)
+    return kept
+
+
+def report(cfg: DictConfig, result: dict[str, Any]) -> None:
+    print(f"last checkpoint: {result['ckpt_path']}")

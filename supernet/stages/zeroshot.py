@@ -1,0 +1,154 @@
+"""Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|classes|FILE out=FILE proxies=[...]`.
+
+Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
+initialised once from the seed (see `supernet.proxies.build_scoring_net`). Rows go to `out` as they are
+scored; a rerun skips the archs already there and redoes a line cut short by a kill.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from predictor.fusion import class_representatives
+from supernet.progress import LogProgress
+from supernet.proxies import (
+    ProxyContext,
+    build_scoring_net,
+    fixed_batch,
+    get_proxy,
+    rank_vote,
+    score_archs,
+)
+from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
+from supernet.utils import (
+    DataError,
+    atomic_write_bytes,
+    check_count,
+    resolve_device,
+    write_run_info,
+)
+
+log = logging.getLogger(__name__)
+
+
+def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """(per-arch proxies, proxies voted on); unknown names raise before anything runs."""
+    proxies = [str(p) for p in cfg.proxies]
+    names = [p for p in proxies if p != "vote"]
+    for n in names:
+        get_proxy(n)
+    vote_of = [str(p) for p in cfg.vote_of] if cfg.get("vote_of") else []
+    if "vote" in proxies and not vote_of:
+        vote_of = names
+    bad = [p for p in vote_of if p not in names]
+    if bad:
+        raise ValueError(f"vote_of={vote_of}: {bad} not among the proxies scored ({names})")
+    if vote_of and len(vote_of) < 2:
+        raise ValueError(f"a vote needs at least two proxies, got {vote_of}")
+    return names, vote_of
+
+
+def write_vote(path: Path, names: list[str], vote_of: list[str]) -> None:
+    """Fills the `vote` column of the whole file (a table-level score) and replaces it atomically."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], list(reader)
+    vote = rank_vote({n: [float(r[n]) for r in rows] for n in vote_of}, vote_of).tolist()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r, v in zip(rows, vote, strict=True):
+        writer.writerow({**r, "vote": f"{v:.6g}"})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Scores the archs not yet in `cfg.out` (this shard's share of them; `merge=true` joins the
+    shard files instead); returns the output path, counts, time and ridge counts."""
+    if cfg.merge:  # the vote ranks over all archs, so it is filled after the merge
+        total = merge_shards(cfg.out, cfg.num_shards)
+        names, vote_of = plan(cfg)
+        if vote_of and total:
+            write_vote(Path(cfg.out), names, vote_of)
+        return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
+    names, vote_of = plan(cfg)
+    limit = check_count("limit", cfg.limit, 0, "score the first N archs of the list; 0: all")
+    # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
+    check_count(
+        "batch_size", cfg.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
+    )
+    check_count("chunk", cfg.chunk, 1)
+    check_count("shard", cfg.shard, 0)
+    check_count("num_shards", cfg.num_shards, 1)
+    space = instantiate(cfg.space)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    if str(cfg.archs) == "all":
+        archs = list(space.all_archs())
+    elif str(cfg.archs) == "classes":  # archs that compute the same function score once
+        archs = class_representatives(space)
+    elif Path(str(cfg.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.archs, space)
+    else:
+        raise DataError(
+            f"archs={cfg.archs!r}: expected `all`, `classes` or a .csv file with an arch column"
+        )
+    archs = archs[:limit] if limit else archs
+    archs = archs[
+        cfg.shard :: cfg.num_shards
+    ]  # every process lists the same archs, keeps its share
+    out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
+
+    data = instantiate(cfg.data, device="cpu")
+    data.setup()
+    x_train, y_train = data.splits["train"]
+    x, y = fixed_batch(x_train, y_train, data.mean, data.std, cfg.batch_size, cfg.seed, device)
+    net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
+    ctx = ProxyContext(space, data.input_shape, data.num_classes)
+
+    columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
+    out = ResultsCSV(out_path, columns, fixed={"seed": cfg.seed, "data": data.name})
+    write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
+    todo = [a for a in archs if space.to_str(a) not in out]
+    t0 = time.perf_counter()
+    bar = bool(cfg.progress) and sys.stdout.isatty()
+    completed = len(archs) - len(todo)
+    with LogProgress("zero-shot scores", len(archs), log, completed, bar=bar) as progress:
+        for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
+            for arch, scores in chunk:
+                row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
+                out.append({**row, "vote": ""} if vote_of else row)
+            progress.advance(len(chunk))
+    elapsed = time.perf_counter() - t0
+    if vote_of and len(out) and cfg.num_shards == 1:
+        write_vote(out_path, names, vote_of)
+    return {
+        "out": str(out_path),
+        "scored": len(todo),
+        "total": len(out),
+        "archs": len(archs),
+        "repaired": out.repaired,
+        "ms_per_arch": 1e3 * elapsed / max(1, len(todo)),
+        "ridge": ctx.counts(),
+        "device": str(device),
+    }
+
+
+def report(cfg: DictConfig, r: dict[str, Any]) -> None:
+    log.info(
+        f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
+        f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}"
+    )

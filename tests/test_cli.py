@@ -1,0 +1,89 @@
+"""The installed package: every folder ships, the configs travel inside it (`pkg://nas_conf`), and
+each console command runs from any folder with exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_listed() -> None:
+    """A folder missing from `packages` would be missing from the wheel, silently."""
+    listed = set(pyproject()["tool"]["setuptools"]["packages"])
+    code = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("supernet", "predictor")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    conf = {
+        ".".join(("nas_conf", *p.relative_to(ROOT / "conf").parts))
+        for p in [ROOT / "conf", *(ROOT / "conf").rglob("*")]
+        if p.is_dir() and p.name != "__pycache__"
+    }
+    assert code | conf == listed
+
+
+def test_wheel_holds_every_config_and_command(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    yamls = {f"nas_conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
+    assert yamls and yamls <= names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry).decode()
+    for name, target in pyproject()["project"]["scripts"].items():
+        assert f"{name} = {target}" in text
+        module, attr = target.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), target
+
+
+def command(name: str) -> Path:
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not installed beside {sys.executable} (pip install -e .)")
+    return path
+
+
+def test_command_runs_outside_the_checkout(tmp_path: Path) -> None:
+    """From a folder with no conf/: the packaged configs compose, the output folder is named after
+    the config, and a missing input is one line on stderr and exit code 2."""
+    proc = subprocess.run(
+        [str(command("nas-query")), f"table={tmp_path / 'nope.csv'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["query"]
+
+
+def test_script_and_command_compose_the_same_config(tmp_path: Path) -> None:
+    """`python scripts/fit.py` in the checkout and `nas-fit` anywhere: one config."""
+    args = ["--cfg", "job", "samples=x.csv", "predictor=ridge"]
+    script = subprocess.run(
+        [sys.executable, "scripts/fit.py", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    installed = subprocess.run(
+        [str(command("nas-fit")), *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert script.returncode == installed.returncode == 0, script.stderr + installed.stderr
+    assert "samples: x.csv" in script.stdout
+    assert script.stdout.replace(str(ROOT), "") == installed.stdout.replace(str(tmp_path), "")
