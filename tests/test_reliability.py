@@ -233,7 +233,6 @@ def test_fit_killed_while_writing_leaves_no_record_of_another_run(tmp_path):
     assert json.loads(record.read_text())["samples_sha256"]
     code = f"""
 import os, signal, sys
-sys.path.insert(0, {str(ROOT)!r})
 from predictor.stages import fit
 from tests.conftest import make_cfg
 write = fit.write_table

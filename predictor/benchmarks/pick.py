@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from supernet.space import NB201Space
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 RNG_OFFSET = 1000  # random archs of seed S come from random.Random(RNG_OFFSET + S)
 

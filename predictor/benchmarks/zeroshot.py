@@ -20,8 +20,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
 import torch
 from scipy import stats
 
@@ -35,6 +33,8 @@ from supernet.proxies import (
 )
 from supernet.space import NB201Space
 from supernet.utils import git_hash
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 BENCH = ROOT.parent / "shared" / "data" / "nb201_cifar10.csv"
 
