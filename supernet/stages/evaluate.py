@@ -18,6 +18,7 @@ from supernet.evaluator import SubnetEvaluator, choose_archs
 from supernet.module import load_supernet, weights_hash
 from supernet.progress import LogProgress
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
+from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError, check_count, resolve_device, write_run_info
 
 log = logging.getLogger(__name__)
@@ -92,17 +93,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     net, record = load_supernet(cfg.ckpt_path, expected)
     net = net.to(device)
-    if Path(str(cfg.archs)).suffix == ".csv":
-        archs = read_archs_csv(cfg.archs, space, cfg.rank_by)
-        archs = archs[: counts["num_archs"]] if counts["num_archs"] else archs
-    else:
-        try:
-            archs = choose_archs(space, cfg.archs, counts["num_archs"], cfg.seed)
-        except ValueError as err:
-            raise DataError(str(err)) from None
-    archs = archs[
-        cfg.shard :: cfg.num_shards
-    ]  # every process draws the same list, keeps its share
+    archs = chosen_archs(cfg, space, counts["num_archs"])
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device=str(device))
     data.setup()
@@ -114,24 +105,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.calib_batches,
         cfg.bf16,
     )
-    out = ResultsCSV(
-        out_path,
-        COLUMNS,
-        fixed={
-            "seed": cfg.seed,
-            "bn": cfg.bn,
-            "heldout_images": counts["heldout_images"],
-            "calib_batches": counts["calib_batches"],
-            "bf16": bool(cfg.bf16),
-            "data": data_key(cfg.data),
-            "ckpt": weights_hash(net),
-        },
-    )
+    out = results_file(cfg, counts, out_path, weights_hash(net))
     write_run_info(
-        out_path.parent,
-        "evaluate",
-        OmegaConf.to_container(cfg, resolve=True),
-        checkpoint=record,
+        out_path.parent, "evaluate", OmegaConf.to_container(cfg, resolve=True), checkpoint=record
     )
     todo = [a for a in archs if space.to_str(a) not in out]
     log.info(
@@ -142,21 +118,55 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.bn,
         cfg.heldout_images or "all",
     )
-    with LogProgress(
-        "evaluating subnets", len(archs), log, completed=len(archs) - len(todo)
-    ) as progress:
+    evaluate_into(out, evaluator, space, todo, done=len(archs) - len(todo))
+    return {"out": str(out_path), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
+
+
+def chosen_archs(cfg: DictConfig, space: SearchSpace, num_archs: int) -> list[Arch]:
+    """This shard's share of the archs `cfg.archs` names (a kind, or a CSV with an arch column),
+    the first `num_archs` of them (0: all). Every process draws the same list and keeps every
+    `num_shards`-th arch."""
+    if Path(str(cfg.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.archs, space, cfg.rank_by)
+        archs = archs[:num_archs] if num_archs else archs
+    else:
+        try:
+            archs = choose_archs(space, cfg.archs, num_archs, cfg.seed)
+        except ValueError as err:
+            raise DataError(str(err)) from None
+    return archs[cfg.shard :: cfg.num_shards]
+
+
+def results_file(
+    cfg: DictConfig, counts: dict[str, Any], path: Path, ckpt_digest: str
+) -> ResultsCSV:
+    """`subnets.csv` (or this shard's file), refusing rows measured with other settings."""
+    fixed = {
+        "seed": cfg.seed,
+        "bn": cfg.bn,
+        "heldout_images": counts["heldout_images"],
+        "calib_batches": counts["calib_batches"],
+        "bf16": bool(cfg.bf16),
+        "data": data_key(cfg.data),
+        "ckpt": ckpt_digest,
+    }
+    return ResultsCSV(path, COLUMNS, fixed=fixed)
+
+
+def evaluate_into(
+    out: ResultsCSV,
+    evaluator: SubnetEvaluator,
+    space: SearchSpace,
+    todo: list[Arch],
+    done: int,
+) -> None:
+    """Evaluates `todo`, one flushed row each, with a progress line in the log."""
+    with LogProgress("evaluating subnets", len(todo) + done, log, completed=done) as progress:
         for arch in todo:
             r = evaluator.evaluate(arch)
-            out.append(
-                {
-                    "arch": space.to_str(arch),
-                    "acc": f"{r.acc:.4f}",
-                    "loss": f"{r.loss:.6f}",
-                    "images": r.images,
-                }
-            )
+            row = {"arch": space.to_str(arch), "acc": f"{r.acc:.4f}", "loss": f"{r.loss:.6f}"}
+            out.append({**row, "images": r.images})
             progress.advance()
-    return {"out": str(out_path), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
 
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:

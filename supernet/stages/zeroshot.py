@@ -30,6 +30,7 @@ from supernet.proxies import (
     score_archs,
 )
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
+from supernet.space import Arch, SearchSpace
 from supernet.utils import (
     DataError,
     atomic_write_bytes,
@@ -82,51 +83,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             write_vote(Path(cfg.out), names, vote_of)
         return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
     names, vote_of = plan(cfg)
-    limit = check_count("limit", cfg.limit, 0, "score the first N archs of the list; 0: all")
-    # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
-    check_count(
-        "batch_size", cfg.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
-    )
-    check_count("chunk", cfg.chunk, 1)
-    check_count("shard", cfg.shard, 0)
-    check_count("num_shards", cfg.num_shards, 1)
+    limit = check_settings(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
-    if str(cfg.archs) == "all":
-        archs = list(space.all_archs())
-    elif str(cfg.archs) == "classes":  # archs that compute the same function score once
-        archs = class_representatives(space)
-    elif Path(str(cfg.archs)).suffix == ".csv":
-        archs = read_archs_csv(cfg.archs, space)
-    else:
-        raise DataError(
-            f"archs={cfg.archs!r}: expected `all`, `classes` or a .csv file with an arch column"
-        )
-    archs = archs[:limit] if limit else archs
-    archs = archs[
-        cfg.shard :: cfg.num_shards
-    ]  # every process lists the same archs, keeps its share
+    archs = listed_archs(cfg, space, limit)
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
-
     data = instantiate(cfg.data, device="cpu")
     data.setup()
     x_train, y_train = data.splits["train"]
     x, y = fixed_batch(x_train, y_train, data.mean, data.std, cfg.batch_size, cfg.seed, device)
     net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
     ctx = ProxyContext(space, data.input_shape, data.num_classes)
-
     columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
     out = ResultsCSV(out_path, columns, fixed={"seed": cfg.seed, "data": data.name})
     write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
     todo = [a for a in archs if space.to_str(a) not in out]
     t0 = time.perf_counter()
     bar = bool(cfg.progress) and sys.stdout.isatty()
-    completed = len(archs) - len(todo)
-    with LogProgress("zero-shot scores", len(archs), log, completed, bar=bar) as progress:
+    done = len(archs) - len(todo)
+    with LogProgress("zero-shot scores", len(archs), log, done, bar=bar) as progress:
         for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
             for arch, scores in chunk:
                 row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
@@ -145,6 +124,35 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "ridge": ctx.counts(),
         "device": str(device),
     }
+
+
+def check_settings(cfg: DictConfig) -> int:
+    """Checks the counts before anything runs; returns `limit` (0: every listed arch)."""
+    # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
+    check_count(
+        "batch_size", cfg.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
+    )
+    check_count("chunk", cfg.chunk, 1)
+    check_count("shard", cfg.shard, 0)
+    check_count("num_shards", cfg.num_shards, 1)
+    return check_count("limit", cfg.limit, 0, "score the first N archs of the list; 0: all")
+
+
+def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
+    """This shard's share of the archs `cfg.archs` names, the first `limit` of them (0: all);
+    every process lists the same archs and keeps every `num_shards`-th."""
+    if str(cfg.archs) == "all":
+        archs = list(space.all_archs())
+    elif str(cfg.archs) == "classes":  # archs that compute the same function score once
+        archs = class_representatives(space)
+    elif Path(str(cfg.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.archs, space)
+    else:
+        raise DataError(
+            f"archs={cfg.archs!r}: expected `all`, `classes` or a .csv file with an arch column"
+        )
+    archs = archs[:limit] if limit else archs
+    return archs[cfg.shard :: cfg.num_shards]
 
 
 def report(cfg: DictConfig, r: dict[str, Any]) -> None:
