@@ -1,4 +1,5 @@
-"""Chain arch -> graph for the GNN predictor: a path graph, one node per layer.
+"""Chain arch -> graph for the GNN predictor: a path graph, one node per layer
+(`ChainSpace.graph_encoder`).
 
 An arch of L layers becomes L + 2 nodes: node 0 is the stem (input), nodes 1..L the layers in
 order, node L + 1 the head (output, always each graph's last node, so `pool="output"` works). Edges
@@ -9,7 +10,7 @@ so the GNN can tell a 7x7 kernel at 32x32 from one at 4x4. A `skip` layer stays 
 `skip` one-hot): every arch has the same nodes and edges, only features differ.
 
 On a 22-node path a GCN of 4 layers lets the output node see only the last 4 layers: use
-`pool="mean"` or `"output+mean"` for chain spaces.
+`pool="mean"` or `"output+mean"` for chain spaces (`ChainSpace.graph_pool` is `mean`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from supernet.chain_space import ChainSpace
-from supernet.space import Arch
+from supernet.space_base import Arch
 
 
 class ChainGraphEncoder:
     """Builds PyG batches from op-index tensors; the interface of `predictor.graph.GraphEncoder`
-    (`num_nodes`, `in_channels`, `batch(ops, u)`), so `GCNPredictor` can use either.
+    (`num_nodes`, `in_channels`, `batch(ops, u)`: `supernet.space_base.GraphEncoder`).
 
     Args:
         space: the chain space.

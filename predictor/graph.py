@@ -1,4 +1,7 @@
-"""Architecture -> graph encoding for the GNN predictor (ops on nodes).
+"""Cell architecture -> graph encoding for the GNN predictor (ops on nodes): NB201's encoder.
+
+`NB201Space.graph_encoder` builds the `GraphEncoder` below; any cell space with `edges` (to, from)
+works the same way.
 
 A cell with E edges becomes a graph of E + 2 nodes: node 0 is the cell input, nodes 1..E are the ops
 in the space's edge order, node E + 1 is the cell output (always each graph's last node). Node
@@ -23,23 +26,20 @@ from collections.abc import Sequence
 import torch
 from torch_geometric.data import Batch, Data
 
-from supernet.space import Arch, SearchSpace
+from supernet.nb201_space import NB201Space
+from supernet.space_base import Arch
 
 
-def _cell_edges(space: SearchSpace) -> tuple[tuple[int, int], ...]:
-    if not hasattr(space, "edges"):
-        raise ValueError(
-            f"{space.name}: graph encoding needs a cell space with `edges` (to, from)"
-        )
-    return tuple(space.edges)  # type: ignore[attr-defined]
+def _cell_edges(space: NB201Space) -> tuple[tuple[int, int], ...]:
+    return tuple(space.edges)
 
 
-def num_node_features(space: SearchSpace) -> int:
+def num_node_features(space: NB201Space) -> int:
     """One-hot width: input, every op, output."""
     return len(space.ops) + 2
 
 
-def full_edges(space: SearchSpace) -> list[tuple[int, int]]:
+def full_edges(space: NB201Space) -> list[tuple[int, int]]:
     """The data-flow edges `(source node, target node)` of the op-on-node graph, before pruning."""
     cell = _cell_edges(space)
     last = max(to for to, _ in cell)
@@ -54,7 +54,7 @@ def full_edges(space: SearchSpace) -> list[tuple[int, int]]:
     return edges
 
 
-def edge_mask(space: SearchSpace, arch: Arch, prune: bool = True) -> list[bool]:
+def edge_mask(space: NB201Space, arch: Arch, prune: bool = True) -> list[bool]:
     """Which of `full_edges(space)` the arch keeps (all of them when `prune` is false)."""
     arch = space.check(arch)
     edges = full_edges(space)
@@ -71,13 +71,13 @@ def edge_mask(space: SearchSpace, arch: Arch, prune: bool = True) -> list[bool]:
     return [s in fwd and t in fwd and s in bwd and t in bwd for s, t in edges]
 
 
-def node_types(space: SearchSpace, arch: Arch) -> list[int]:
+def node_types(space: NB201Space, arch: Arch) -> list[int]:
     """Feature index of each node: 0 input, 1 + op index for op nodes, len(ops) + 1 output."""
     return [0] + [1 + a for a in space.check(arch)] + [len(space.ops) + 1]
 
 
 def arch_to_graph(
-    space: SearchSpace,
+    space: NB201Space,
     arch: Arch,
     features: Sequence[float] | torch.Tensor | None = None,
     prune: bool = True,
@@ -86,7 +86,7 @@ def arch_to_graph(
     """One arch as a PyG graph.
 
     Args:
-        space: a cell search space (needs `edges`).
+        space: a cell search space (its `edges`).
         arch: op indices, one per cell edge.
         features: optional per-arch vector (already standardised), stored as `u`.
         prune: keep only edges on input -> output paths of non-`none` ops.
@@ -111,7 +111,7 @@ def arch_to_graph(
 _MASKS: dict[tuple, torch.Tensor] = {}
 
 
-def _all_masks(space: SearchSpace, prune: bool) -> torch.Tensor:
+def _all_masks(space: NB201Space, prune: bool) -> torch.Tensor:
     """`edge_mask` of every arch in index order, `(space.size, num_full_edges)` bool; cached per
     ops/edges/prune because the 15,625 NB201 masks take ~0.3 s to build in Python."""
     key = (space.ops, _cell_edges(space), prune)
@@ -129,7 +129,7 @@ class GraphEncoder:
         undirected: as in `arch_to_graph`.
     """
 
-    def __init__(self, space: SearchSpace, prune: bool = True, undirected: bool = False) -> None:
+    def __init__(self, space: NB201Space, prune: bool = True, undirected: bool = False) -> None:
         self.space, self.prune, self.undirected = space, prune, undirected
         self.num_nodes = space.num_decisions + 2
         self.in_channels = num_node_features(space)

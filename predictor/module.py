@@ -18,7 +18,6 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
-from predictor.graph import GraphEncoder
 from predictor.model import GCN
 from predictor.topk import prune_dead
 from supernet.space import SearchSpace
@@ -55,10 +54,11 @@ class GCNPredictor:
     """An ensemble of GCNs, each fitted with its own seed and its own held-out split.
 
     Args:
-        space: the cell search space the op indices belong to.
+        space: the search space the op indices belong to; its `graph_encoder` makes the graphs.
         hidden_channels, num_layers, dropout, pool: the `predictor.model.GCN` options; `pool="auto"`
-            is `mean` on the chain space (a path of layers) and `output` (the cell output) on cells.
-        prune, undirected: the `predictor.graph` encoding options.
+            is the space's `graph_pool` (`mean` on the chain, a path of layers; `output`, the cell
+            output, on NB201).
+        prune, undirected: the space's graph encoding options (`SearchSpace.graph_encoder`).
         loss: `mse` (standardised targets), `rank` (pairwise logistic) or `both` (their sum,
             the rank part weighted by `rank_weight`).
         lr, weight_decay: AdamW.
@@ -103,7 +103,7 @@ class GCNPredictor:
             raise ValueError(f"ensemble={ensemble} must be at least 1")
         self.space = space
         if pool == "auto":
-            pool = "mean" if space.name == "chain" else "output"
+            pool = space.graph_pool
         self.hparams: dict[str, Any] = dict(
             hidden_channels=hidden_channels,
             num_layers=num_layers,
@@ -123,12 +123,7 @@ class GCNPredictor:
             seed=seed,
             num_threads=num_threads,
         )
-        if space.name == "chain":  # a path of layers
-            from predictor.chain_graph import ChainGraphEncoder
-
-            self.encoder = ChainGraphEncoder(space, undirected=undirected)
-        else:
-            self.encoder = GraphEncoder(space, prune=prune, undirected=undirected)
+        self.encoder = space.graph_encoder(prune=prune, undirected=undirected)
         self.members: list[GCN] = []
         self.y_mean, self.y_std, self.u_channels = 0.0, 1.0, 0
 

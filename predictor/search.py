@@ -27,9 +27,9 @@ class NoArchFits(ValueError):
 class EvolutionSearch:
     """Seeded evolutionary search under FLOPs / params budgets.
 
-    The space may restrict each decision's ops (`space.choices`: ops per decision, the allowed ones
-    being the first `choices[i]`, as `ChainSpace`) and provide `space.sample(rng)`; otherwise every
-    op is allowed everywhere. Crossover of two valid archs is valid under such per-decision rules.
+    Decision `i` takes one of the first `space.choices[i]` ops (all of them on NB201, not `skip` on
+    a chain stage's first layer); random archs are `space.sample(rng)`. Crossover of two valid archs
+    is valid under such per-decision rules.
 
     Args:
         space: the search space.
@@ -79,9 +79,7 @@ class EvolutionSearch:
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.max_tries = max_tries
         self.rng = random.Random(seed)
-        self.choices: tuple[int, ...] = tuple(
-            getattr(space, "choices", (len(space.ops),) * space.num_decisions)
-        )
+        self.choices: tuple[int, ...] = tuple(space.choices)
         self.scores: dict[Arch, float] = {}  # every arch scored so far
         self._fits: dict[Arch, bool] = {}
         self._smallest = (math.inf, math.inf)  # smallest flops, params met (for the error)
@@ -102,9 +100,7 @@ class EvolutionSearch:
         return self._fits[arch]
 
     def random_arch(self) -> Arch:
-        if hasattr(self.space, "sample"):
-            return self.space.sample(self.rng)
-        return tuple(self.rng.randrange(n) for n in self.choices)
+        return self.space.sample(self.rng)
 
     def mutate(self, arch: Arch) -> Arch:
         return tuple(

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet.chain_space import ChainSpace, parse_op
-from supernet.space import Arch
+from supernet.space_base import Arch
 
 
 class SlicedBatchNorm(nn.BatchNorm2d):

@@ -19,12 +19,14 @@ tabulated.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from supernet.space import Arch, Cost, SearchSpace
+from supernet.space_base import ENUMERATE_MAX, Arch, Cost, GraphEncoder, SearchSpace
+
+if TYPE_CHECKING:
+    from torch import nn
 
 KERNELS = (3, 5, 7)
 EXPANSIONS = (3, 6)
@@ -62,6 +64,8 @@ class ChainSpace(SearchSpace):
 
     name = "chain"
     ops = tuple(f"ir_k{k}_e{e}" for k in KERNELS for e in EXPANSIONS) + ("skip",)
+    graph_pool = "mean"  # a 4-layer GCN's output node sees only the last 4 of 20 layers
+    has_latency_table = True
 
     def __init__(
         self,
@@ -71,7 +75,7 @@ class ChainSpace(SearchSpace):
         stem_channels: int = 16,
         head_channels: int = 640,
         width_mult: float = 1.0,
-        max_enumerate: int = 1_000_000,
+        max_enumerate: int = ENUMERATE_MAX,
     ) -> None:
         widths, layers, strides = (tuple(int(v) for v in s) for s in (widths, layers, strides))
         if not widths or not len(widths) == len(layers) == len(strides):
@@ -124,13 +128,6 @@ class ChainSpace(SearchSpace):
     def num_decisions(self) -> int:
         return len(self.chain)
 
-    @property
-    def size(self) -> int:
-        n = 1
-        for c in self.choices:
-            n *= c
-        return n
-
     def check(self, arch: Sequence[int]) -> Arch:
         arch = super().check(arch)
         bad = [i for i, a in enumerate(arch) if a == self.skip and self.chain[i].first]
@@ -167,34 +164,27 @@ class ChainSpace(SearchSpace):
     def to_str(self, arch: Arch) -> str:
         return "|".join(self.ops[a] for a in self.check(arch))
 
+    def supernet_class(self) -> type[nn.Module]:
+        from supernet.chain_model import ChainSuperNet  # imports this module: see space_base
+
+        return ChainSuperNet
+
+    def network_class(self) -> type[nn.Module]:
+        from supernet.network import ChainNetwork
+
+        return ChainNetwork
+
+    def graph_encoder(self, prune: bool = True, undirected: bool = False) -> GraphEncoder:
+        """A path graph, one node per layer (`predictor.chain_graph`); a chain has no dead
+        edges, so `prune` changes nothing."""
+        from predictor.chain_graph import ChainGraphEncoder
+
+        return ChainGraphEncoder(self, undirected=undirected)
+
     def iso_key(self, arch: Arch) -> str:
         """The arch string: a chain has no isomorphisms beyond identical strings (skips sit at
         fixed positions, and moving one changes which layer's weights and widths are used)."""
         return self.to_str(arch)
-
-    def index(self, arch: Arch) -> int:
-        i = 0
-        for a, n in zip(self.check(arch), self.choices):
-            i = i * n + a
-        return i
-
-    def from_index(self, index: int) -> Arch:
-        if not 0 <= index < self.size:
-            raise ValueError(f"chain: index {index} outside [0, {self.size - 1}]")
-        digits = []
-        for n in reversed(self.choices):
-            index, a = divmod(index, n)
-            digits.append(a)
-        return tuple(reversed(digits))
-
-    def all_archs(self) -> Iterator[Arch]:
-        """Every architecture in index order; refuses spaces above `max_enumerate`."""
-        if self.size > self.max_enumerate:
-            raise ValueError(
-                f"chain: {self.size:.3g} archs are too many to enumerate (max_enumerate="
-                f"{self.max_enumerate}); search the space (predictor/search.py) instead"
-            )
-        return itertools.product(*(range(n) for n in self.choices))
 
     def cost(
         self, arch: Arch, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10

@@ -1,12 +1,13 @@
-"""The one-shot supernet over the NAS-Bench-201 cell space."""
+"""The one-shot supernet over the NAS-Bench-201 cell space (`NB201Space.supernet_class`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from supernet.nb201_space import NB201Space
 from supernet.ops import ConvSlice, ResidualReduction, SharedConvs, batch_norm, make_op
-from supernet.space import Arch, NB201Space, SearchSpace
+from supernet.space_base import Arch, SearchSpace
 
 CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
@@ -147,22 +148,12 @@ class SuperNet(nn.Module):
 
 
 def build_supernet(
-    space: SearchSpace,
-    num_classes: int,
-    in_channels: int = 3,
-    affine: bool = False,
-    track_running_stats: bool = False,
-    share_convs: bool = False,
-    share_bn: bool = False,
+    space: SearchSpace, num_classes: int, in_channels: int = 3, **options: bool
 ) -> nn.Module:
-    """The supernet of `space` (the config's `supernet.net` target): see `supernet_class`.
-    `share_convs` / `share_bn` apply to NB201's cells; the chain's blocks are always entangled."""
-    cls = supernet_class(space)
-    if cls is not SuperNet:
-        return cls(space, num_classes, in_channels, affine, track_running_stats)
-    return SuperNet(
-        space, num_classes, in_channels, affine, track_running_stats, share_convs, share_bn
-    )
+    """The supernet of `space` (the config's `supernet.net` target): `space.build_supernet` with
+    `affine`, `track_running_stats` and the sharing options (`share_convs`, `share_bn`: NB201's
+    cells; the chain's blocks are always entangled)."""
+    return space.build_supernet(num_classes, in_channels, **options)
 
 
 def layout_options(weights: str | None) -> dict[str, bool]:
@@ -175,12 +166,3 @@ def layout_options(weights: str | None) -> dict[str, bool]:
             "shared_convs_bn (or none)"
         )
     return {"share_convs": True, "share_bn": weights == "shared_convs_bn"}
-
-
-def supernet_class(space: SearchSpace) -> type[nn.Module]:
-    """The supernet that goes with a search space."""
-    if space.name == "chain":
-        from supernet.chain_model import ChainSuperNet
-
-        return ChainSuperNet
-    return SuperNet

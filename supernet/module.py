@@ -6,7 +6,6 @@ import functools
 import hashlib
 import json
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,14 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from supernet.model import SuperNet, build_supernet, layout_options
+from supernet.model import SuperNet, layout_options
 from supernet.sampler import Sampler
-from supernet.space import Arch, get_space
+from supernet.space import Arch, NB201Space, get_space
 from supernet.utils import DataError, atomic_write, load_checkpoint_file
 
-# Reference archs whose held-out accuracy is logged every epoch: the benchmark's best, a plain
-# all-conv3x3 cell, a pooling-only cell and a cell whose output is cut off (should stay at chance).
-DEFAULT_REFERENCE_ARCHS = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
-)
+# NB201's reference archs, kept under their old name for predictor/stages/pipeline.py (which should
+# ask the space: `space.reference_archs`).
+DEFAULT_REFERENCE_ARCHS = NB201Space.reference_archs
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -115,8 +109,7 @@ def load_supernet(
         check_meta(meta, expected, str(path))
     try:  # the space from its registered name and plain arguments: nothing named by the file runs
         space = get_space(meta["space"], **meta["space_config"])
-        net = build_supernet(
-            space,
+        net = space.build_supernet(
             meta["num_classes"],
             meta["in_channels"],
             meta["affine"],
@@ -209,7 +202,7 @@ class SupernetModule(pl.LightningModule):
         scheduler: partial taking the optimizer (stepped after each epoch's last batch), or None.
         grad_clip: max global gradient norm (0: no clipping).
         reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`; None: the
-            NB201 set above, or 4 seeded random archs of another space.
+            space's own (`SearchSpace.default_reference_archs`: NB201's four, else 4 seeded ones).
         max_bad_steps: non-finite steps tolerated before stopping with an error.
         channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs).
         arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
@@ -234,11 +227,8 @@ class SupernetModule(pl.LightningModule):
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.grad_clip, self.max_bad_steps = grad_clip, max_bad_steps
         self.arch_per_rank, self.channels_last = arch_per_rank, channels_last
-        if reference_archs is None and net.space.name == "nb201":
-            reference_archs = DEFAULT_REFERENCE_ARCHS
         if reference_archs is None:
-            rng = random.Random(0)
-            self.reference_archs = [net.space.sample(rng) for _ in range(4)]
+            self.reference_archs = net.space.default_reference_archs()
         else:
             self.reference_archs = [net.space.parse(s) for s in reference_archs]
         self.meta = net_meta(net)

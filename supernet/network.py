@@ -235,9 +235,6 @@ class ChainNetwork(StandaloneNetwork):
         copy_module(self.classifier, supernet.classifier)
 
 
-NETWORKS: dict[str, type[StandaloneNetwork]] = {"nb201": NB201Network, "chain": ChainNetwork}
-
-
 def build_network(
     space: str | SearchSpace,
     arch: str | Sequence[int],
@@ -265,10 +262,8 @@ def build_network(
         space = get_space(space, **dict(space_config or {}))
     elif space_config:
         raise ValueError("space_config goes with a space name, not with a built space")
-    if space.name not in NETWORKS:
-        raise ValueError(f"no standalone network for space {space.name!r}; expected {NETWORKS}")
+    cls = space.network_class()  # ValueError for a space without one
     parsed = space.parse(arch) if isinstance(arch, str) else space.check(arch)
-    cls = NETWORKS[space.name]
     return cls(space, parsed, int(num_classes), int(in_channels), affine, track_running_stats)
 
 

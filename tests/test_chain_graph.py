@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-import predictor.module
 from predictor.chain_graph import ChainGraphEncoder, chain_arch_to_graph
 from predictor.module import GCNPredictor
 from supernet.chain_space import ChainSpace
@@ -51,12 +50,9 @@ def test_batch_equals_data_list() -> None:
     )
 
 
-def test_gcn_predictor_fits_chain_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GCNPredictor builds its encoder by name; the one-line generalisation picks it by space.
-    monkeypatch.setattr(
-        predictor.module, "GraphEncoder", lambda space, prune, undirected: ChainGraphEncoder(space)
-    )
-    space = tiny()
+def test_gcn_predictor_fits_chain_graphs() -> None:
+    space = tiny()  # GCNPredictor asks the space for its encoder: the chain's path graphs
+    assert isinstance(GCNPredictor(space, ensemble=1).encoder, ChainGraphEncoder)
     archs = torch.tensor(list(space.all_archs()))
     flops = torch.tensor([space.cost(tuple(a), (1, 8, 8)).flops_M for a in archs.tolist()])
     perm = torch.randperm(len(archs), generator=torch.Generator().manual_seed(0))

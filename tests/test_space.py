@@ -113,3 +113,37 @@ def test_against_benchmark_csv(nb201_csv):
         theirs.setdefault(row["unique_str"], set()).add(space.iso_key(arch))
     assert len(ours) == len(theirs) == 6_466
     assert all(len(v) == 1 for v in ours.values()) and all(len(v) == 1 for v in theirs.values())
+
+
+def test_each_space_owns_its_defaults():
+    from supernet.chain_model import ChainSuperNet
+    from supernet.model import SuperNet
+    from supernet.space import SPACES, ChainSpace
+
+    assert SPACES == {"nb201": NB201Space, "chain": ChainSpace}
+    nb201, chain = NB201Space(C=4, N=1), ChainSpace(widths=(8,), layers=(2,), strides=(1,))
+    assert nb201.default_reference_archs()[0] == nb201.parse(BEST)
+    assert len(chain.reference_archs) == 0 and len(chain.default_reference_archs()) == 4
+    assert (nb201.graph_pool, chain.graph_pool) == ("output", "mean")
+    assert (nb201.has_latency_table, chain.has_latency_table) == (False, True)
+    assert nb201.build_supernet(10, share_convs=True).weights == "shared_convs"
+    assert type(nb201.build_supernet(10)) is SuperNet and nb201.supernet_class() is SuperNet
+    assert type(chain.build_supernet(10, share_convs=True)) is ChainSuperNet  # always entangled
+    assert nb201.enumerable and ChainSpace().size > ChainSpace().max_enumerate
+    assert not ChainSpace().enumerable
+
+
+def test_space_modules_import_no_part_and_not_the_registry():
+    """The registry imports the spaces, the parts (supernets, networks, graph encoders) import the
+    spaces; a space module imports neither at load time, so there is no import cycle."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "supernet"
+    for name in ("space_base", "nb201_space", "chain_space"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        modules = {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
+        ours = {m for m in modules if m.split(".")[0] in ("supernet", "predictor", "torch")}
+        assert ours <= {"supernet.space_base"}, (name, ours)

@@ -20,20 +20,22 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from supernet.latency import measure_network, measure_table
-from supernet.model import supernet_class
 from supernet.utils import atomic_write_bytes, git_hash, resolve_device
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     space = instantiate(cfg.space)
-    if space.name != "chain":
-        raise ValueError(f"space={space.name}: latency tables are built for the chain space")
+    if not space.has_latency_table:
+        raise ValueError(
+            f"space={space.name}: this space has no latency table (its supernet has no per-layer "
+            "blocks to time); the chain space has one"
+        )
     device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)
     shape, classes = list(cfg.data.input_shape), int(cfg.data.num_classes)
     torch.manual_seed(cfg.seed)
-    net_cls = supernet_class(space)
+    net_cls = space.supernet_class()
     net = net_cls(space, classes, shape[0], affine=True, track_running_stats=True).to(device)
     table = measure_table(net, shape, cfg.batch_size, cfg.warmup, cfg.repeats)
     rng = random.Random(cfg.seed)
