@@ -9,6 +9,7 @@ from predictor.benchmarks import prediction as _prediction
 from predictor.benchmarks import ranking as _ranking
 from predictor.benchmarks import search as _bench_search
 from predictor.benchmarks import speed as _speed
+from predictor.benchmarks import zeroshot as _zeroshot
 from predictor.stages import fit as _fit
 from predictor.stages import pipeline as _pipeline
 from predictor.stages import query as _query
@@ -24,3 +25,4 @@ bench_prediction = command("benchmark_predictor", _prediction)
 bench_ranking = command("benchmark_ranking", _ranking)
 bench_search = command("benchmark_search", _bench_search)
 bench_speed = command("benchmark_speed", _speed)
+bench_zeroshot = command("benchmark_zeroshot", _zeroshot)

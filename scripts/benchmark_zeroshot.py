@@ -1,6 +1,6 @@
-"""Zero-shot proxies vs NB201 truth (`nas-bench-zeroshot`). Its logic and config: `predictor.benchmarks.zeroshot.main`."""
+"""Zero-shot proxies vs NB201 truth (`nas-bench-zeroshot`). Its logic and config: `predictor.cli.bench_zeroshot`."""
 
-from predictor.benchmarks.zeroshot import main
+from predictor.cli import bench_zeroshot
 
 if __name__ == "__main__":
-    main()
+    bench_zeroshot()

@@ -60,3 +60,11 @@ def test_vote_averages_ranks_over_the_archs_all_rankings_score():
     a = {"x": 1.0, "y": 2.0, "z": 3.0, "only_a": 9.0}
     b = {"x": 30.0, "y": 10.0, "z": 20.0}
     assert vote({"a": a, "b": b}) == {"x": 2.0, "y": 1.5, "z": 2.5}  # ranks (1,3), (2,1), (3,2)
+
+
+def test_skips_without_truth_or_cifar10(tmp_path):
+    assert "no truth given" in run(make_cfg("benchmark_nb201", tmp_path))["skipped"]
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch,cifar10_test\n")
+    cfg = make_cfg("benchmark_nb201", tmp_path, [f"truth={truth}", f"data.root={tmp_path}"])
+    assert "no container given" in run(cfg)["skipped"]

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from predictor.benchmarks.pick import (
+    ENTRY,
     RNG_OFFSET,
     call,
     commits,
@@ -74,7 +75,7 @@ def test_retrain_reuses_a_finished_result_and_quotes_arch_strings(tmp_path, monk
     assert retrain(opts, "best_arch.json", 0, "top1") == 91.5 and not calls
     assert retrain(opts, "|none~0|", 0, "random_00") == 50.0
     assert "arch='|none~0|'" in calls[0] and "seed=0" in calls[0]
-    assert calls[0][:2] == ["nice", opts.python]
+    assert calls[0][:4] == ["nice", opts.python, "-c", ENTRY["retrain"]]
 
 
 def test_call_retries_then_raises(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from omegaconf import DictConfig
 
 from predictor.benchmarks import prediction as bench
+from predictor.benchmarks.common import read_truth
 from supernet.space import NB201Space
 from tests.conftest import make_cfg
 
@@ -45,16 +46,17 @@ def test_read_truth_joins_on_the_arch_string(tmp_path: Path) -> None:
         f.write("arch,cifar10_test\n")
         for i in order:
             f.write(f"{SPACE.to_str(SPACE.from_index(int(i)))},{i / 100}\n")
-    truth = bench.read_truth(path, SPACE, "cifar10_test")
+    truth = read_truth(path, SPACE, "cifar10_test")
     assert np.allclose(truth, np.arange(SPACE.size) / 100)
     path.write_text("arch,cifar10_test\n" + SPACE.to_str((1,) * 6) + ",5\n")
     with pytest.raises(ValueError, match="15624 archs have no 'cifar10_test'"):
-        bench.read_truth(path, SPACE, "cifar10_test")
+        read_truth(path, SPACE, "cifar10_test")
 
 
 def test_skips_without_truth(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path, [f"truth={tmp_path / 'absent.csv'}"])
     assert "not found" in bench.run(cfg)["skipped"]
+    assert "no truth given" in bench.run(compose_cfg(tmp_path, []))["skipped"]  # the default
 
 
 def test_tiny_end_to_end(tmp_path: Path) -> None:
@@ -87,7 +89,7 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED_TRUTH.is_file(), reason=f"{SHARED_TRUTH} absent")
 def test_shared_truth_best_arch() -> None:
-    truth = bench.read_truth(SHARED_TRUTH, SPACE, "cifar10_test")
+    truth = read_truth(SHARED_TRUTH, SPACE, "cifar10_test")
     # the shared data's README: max 94.3733 (tied), reached by this arch
     best = SPACE.parse(
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictor.benchmark import rank_metrics
 from predictor.benchmarks import ranking as bench
+from predictor.benchmarks.common import rank_metrics
 from predictor.fusion import class_index
 from supernet.space import NB201Space
 from tests.conftest import make_cfg
@@ -79,3 +79,5 @@ def test_skips_without_truth(tmp_path: Path) -> None:
         tiny=False,
     )
     assert "not found" in bench.run(cfg)["skipped"]
+    cfg = make_cfg("benchmark_ranking", tmp_path, [], tiny=False)  # truth: null, samples: ???
+    assert "no truth given" in bench.run(cfg)["skipped"]

@@ -1,13 +1,17 @@
 """Does the top-1 arch of `make run`, retrained standalone, beat random archs retrained the same way?
 
-For each seed S it runs the main job (`scripts/run.py seed=S`), retrains its `best_arch.json` with
-`scripts/retrain.py arch=best_arch.json seed=S`, and retrains `--num-random` archs drawn uniformly
-from the NB201 cell space with `random.Random(1000 + S)` the same way (issue 14). Both entry points
-are called as a user would, one process at a time, under `nice`. Finished steps are reused on a
+For each seed S it runs the main job (`nas-run seed=S`), retrains its `best_arch.json` with
+`nas-retrain arch=best_arch.json seed=S`, and retrains `--num-random` archs drawn uniformly
+from the NB201 cell space with `random.Random(1000 + S)` the same way (issue 14). Both commands
+run as a user would run them (`python -c` of their entry points in `--python`, so no checkout or
+installed script is needed), one process at a time, under `nice`, from the current folder. Finished steps are reused on a
 rerun (a `best_arch.json` / `retrain.json` already in place). It writes `benchmark_pick.json` and
 `benchmark_pick.md` in `--out` and prints the table:
 
-    python scripts/benchmark_pick.py --seeds 0 1 2 --num-random 10 --out /tmp/pick
+    nas-bench-pick --seeds 0 1 2 --num-random 10 --out /tmp/pick
+
+It stays argparse, not Hydra: it composes no config of its own, it orchestrates the runs of two
+Hydra commands (each with its own config and output folder).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from predictor.benchmarks.common import write_report
 from supernet.space import NB201Space
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout
-
+ENTRY = {  # the console commands it runs, as `python -c` of their entry points
+    "run": "from predictor.cli import run; run()",
+    "retrain": "from supernet.cli import retrain; retrain()",
+}
 RNG_OFFSET = 1000  # random archs of seed S come from random.Random(RNG_OFFSET + S)
 
 
@@ -44,7 +51,7 @@ def call(args: list[str], log: Path, env: dict[str, str], tries: int, wait_s: fl
     """
     for attempt in range(1, tries + 1):
         with log.open("w") as fh:
-            rc = subprocess.call(args, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
+            rc = subprocess.call(args, stdout=fh, stderr=subprocess.STDOUT, env=env)
         if rc == 0:
             return
         print(f"  exit {rc} (try {attempt}/{tries}), see {log}", flush=True)
@@ -54,11 +61,11 @@ def call(args: list[str], log: Path, env: dict[str, str], tries: int, wait_s: fl
 
 
 def main_job(opts: argparse.Namespace, seed: int) -> Path:
-    """Runs `scripts/run.py seed=S` into `out/run_S` (unless done); returns its best_arch.json."""
+    """Runs `nas-run seed=S` into `out/run_S` (unless done); returns its best_arch.json."""
     folder = Path(opts.out) / f"run_{seed}"
     best = folder / "best_arch.json"
     if not best.exists():
-        args = [*opts.prefix, "scripts/run.py", f"seed={seed}", f"hydra.run.dir={folder}"]
+        args = [*opts.prefix, "-c", ENTRY["run"], f"seed={seed}", f"hydra.run.dir={folder}"]
         call(args, Path(opts.out) / f"run_{seed}.log", opts.env, opts.tries, opts.wait_s)
     return best
 
@@ -71,7 +78,7 @@ def retrain(opts: argparse.Namespace, arch: str, seed: int, name: str) -> float:
     if not result.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         value = arch if arch.endswith(".json") else f"'{arch}'"
-        args = [*opts.prefix, "scripts/retrain.py", f"arch={value}", f"seed={seed}"]
+        args = [*opts.prefix, "-c", ENTRY["retrain"], f"arch={value}", f"seed={seed}"]
         args.append(f"hydra.run.dir={folder}")
         call(args, folder.parent / f"{name}.log", opts.env, opts.tries, opts.wait_s)
     return float(json.loads(result.read_text())["test_acc"])
@@ -157,7 +164,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--num-random", type=int, default=10)
-    p.add_argument("--out", default="outputs/benchmark_pick")
+    p.add_argument(
+        "--out", default="outputs/benchmark_pick", help="relative to the current folder"
+    )
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run (0: unset)")
     p.add_argument("--no-nice", action="store_true")
@@ -172,14 +181,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Every seed's runs, then the table; writes `benchmark_pick.json` and `.md` in `--out`."""
     opts = parse(argv)
-    Path(opts.out).mkdir(parents=True, exist_ok=True)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = [run_seed(opts, seed) for seed in opts.seeds]
     summary = summarize(rows)
     table = markdown(rows, summary)
-    report = {"rng": f"random.Random({RNG_OFFSET} + seed)", "rows": rows, "summary": summary}
-    (Path(opts.out) / "benchmark_pick.json").write_text(json.dumps(report, indent=2))
-    (Path(opts.out) / "benchmark_pick.md").write_text(table)
+    results = {"rng": f"random.Random({RNG_OFFSET} + seed)", "rows": rows, "summary": summary}
+    config = {k: v for k, v in vars(opts).items() if k not in ("env", "prefix")}
+    report = write_report(
+        out / "benchmark_pick.json", results, config, table, out / "benchmark_pick.md"
+    )
     print(table)
     return report
 

@@ -3,13 +3,13 @@
     python scripts/benchmark_ranking.py samples=SUPERNET.csv truth=TRUTH.csv [features=zs.csv]
 
 For each size n and draw d, n rows of `samples` (seed d) are the measured subnets; each method of
-`predictor.benchmark.methods` ranks the whole space, scored against `truth` (Kendall, Spearman,
-over classes, within the true top 10%, top-1 / top-10 true accuracy). Mean ± std over draws.
+`predictor.benchmarks.methods.methods` ranks the whole space, scored against `truth` (Kendall,
+Spearman, over classes, within the true top 10%, top-1 / top-10 true accuracy). Mean ± std over
+draws.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -17,22 +17,24 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from predictor.benchmark import (
-    make_signals,
-    methods,
+from predictor.benchmarks.common import (
+    mean_table,
+    missing,
     rank_metrics,
     read_truth,
-    run_draw,
+    skipped,
     write_report,
 )
+from predictor.benchmarks.methods import Fitter, Signals, make_signals, methods, run_draw
 from predictor.fusion import class_index
 from predictor.io import read_features, read_samples
 from predictor.table import all_ops, cost_columns, predict_all
+from supernet.space import SearchSpace
 
 METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "top10")
 
 
-def gcn_fitter(cfg: DictConfig, space) -> callable:
+def gcn_fitter(cfg: DictConfig, space: SearchSpace) -> Fitter:
     """`f(idx, y)` -> the GCN ensemble's whole-space scores; remembers the last fit (several rows use it)."""
     ops, last = all_ops(space), {}
 
@@ -49,37 +51,33 @@ def gcn_fitter(cfg: DictConfig, space) -> callable:
 
 
 def markdown(summary: dict) -> str:
-    head = "| n | ranking | " + " | ".join(METRICS) + " |"
-    lines = [head, "|" + "---|" * (len(METRICS) + 2)]
-    for n, rows in summary.items():
-        for name, m in rows.items():
-            cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in METRICS]
-            lines.append(f"| {n} | {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """n x ranking -> mean ± std of every metric."""
+    rows = [([str(n), name], m) for n, by_name in summary.items() for name, m in by_name.items()]
+    return mean_table(("n", "ranking"), rows, METRICS)
 
 
-def run(cfg: DictConfig) -> dict:
-    """All sizes and draws; writes JSON (every draw) and markdown (mean ± std)."""
-    if not Path(cfg.truth).is_file():
-        print(f"skipped: ground truth {cfg.truth} not found")
-        return {"skipped": f"ground truth {cfg.truth} not found"}
-    space = hydra.utils.instantiate(cfg.space)
-    truth = read_truth(cfg.truth, space, cfg.truth_column)
-    classes = class_index(space)
-    archs, acc, _ = read_samples(cfg.samples, space)
-    rows_idx = np.array([space.index(a) for a in archs])
+def signals(cfg: DictConfig, space: SearchSpace, classes: np.ndarray) -> Signals:
+    """Parameter counts of every arch and, with `features`, the zero-shot column."""
     zero_shot = {}
     if cfg.features:
         names, values = read_features(cfg.features, space, [cfg.feature_column], classes)
         zero_shot = {names[0]: values[:, 0]}
     params = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))[:, 1]
-    signals = make_signals(space, params, zero_shot)
+    return make_signals(space, params, zero_shot)
+
+
+def draws(cfg: DictConfig, space: SearchSpace, truth: np.ndarray) -> dict[int, list[dict]]:
+    """n -> one metrics dict per draw (method -> metrics)."""
+    classes = class_index(space)
+    archs, acc, _ = read_samples(cfg.samples, space)
+    rows_idx = np.array([space.index(a) for a in archs])
+    free = signals(cfg, space, classes)
     table = methods(gcn_fitter(cfg, space) if cfg.with_gcn else None)
     per_draw: dict[int, list[dict]] = {}
     for n in sorted({min(int(n), len(archs)) for n in cfg.sizes}):
         for d in range(int(cfg.draws)):
             pick = np.random.default_rng(d).choice(len(archs), n, replace=False)
-            out = run_draw(space, table, rows_idx[pick], acc[pick], signals, truth, classes)
+            out = run_draw(space, table, rows_idx[pick], acc[pick], free, truth, classes)
             if len(archs) == space.size:  # the supernet's own ranking of every arch
                 full = np.empty(space.size)
                 full[rows_idx] = acc
@@ -89,29 +87,32 @@ def run(cfg: DictConfig) -> dict:
                 f"n={n} draw {d}: " + ", ".join(f"{k} {v['kendall']:.3f}" for k, v in out.items()),
                 flush=True,
             )
+    return per_draw
+
+
+def mean_std(draws: list[dict], name: str, key: str) -> tuple[float, float]:
+    """Mean and std of one method's metric over draws."""
+    values = [d[name][key] for d in draws]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def run(cfg: DictConfig) -> dict:
+    """All sizes and draws; writes JSON (every draw) and markdown (mean ± std)."""
+    if skip := skipped(missing("truth", cfg.truth)):
+        return skip
+    space = hydra.utils.instantiate(cfg.space)
+    per_draw = draws(cfg, space, read_truth(cfg.truth, space, cfg.truth_column))
     summary = {
-        n: {
-            name: {
-                k: (
-                    float(np.mean([d[name][k] for d in draws])),
-                    float(np.std([d[name][k] for d in draws])),
-                )
-                for k in METRICS
-            }
-            for name in draws[0]
-        }
-        for n, draws in per_draw.items()
+        n: {name: {k: mean_std(ds, name, k) for k in METRICS} for name in ds[0]}
+        for n, ds in per_draw.items()
     }
-    return write_report(
-        cfg.results_json,
-        cfg.results_md,
-        {"summary": summary, "draws": per_draw},
-        markdown(summary),
-        OmegaConf.to_container(cfg, resolve=True),
-    )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    results = {"summary": summary, "draws": per_draw}
+    return write_report(cfg.results_json, results, config, markdown(summary), cfg.results_md)
 
 
 def report(cfg: DictConfig, out: dict[str, Any]) -> None:
+    """The table and where it was written."""
     if "skipped" not in out:
         print(markdown(out["summary"]))
         print(f"-> {cfg.results_json}, {cfg.results_md}")

@@ -15,17 +15,20 @@ saw: the supernet's accuracy on the test split, and the test accuracy of each re
 
 from __future__ import annotations
 
-import json
+import itertools
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from predictor.benchmarks.common import write_report
 from predictor.search import EvolutionSearch
 from predictor.segment import segment_search
 from predictor.stages.pipeline import stage_config
@@ -33,156 +36,204 @@ from supernet.evaluator import SubnetEvaluator
 from supernet.module import load_supernet
 from supernet.space import Arch
 from supernet.stages import retrain, train
-from supernet.utils import atomic_write_bytes, git_hash, resolve_device
+from supernet.utils import resolve_device
 
 STANDALONE_SHARED = ("seed", "space", "data", "trainer", "logger", "callbacks")
 METHODS = ("random", "guided", "evolution")
+ACCS = ("supernet_acc", "supernet_test_acc", "test_acc")
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    out = Path(cfg.paths.output_dir)
-    t0 = time.perf_counter()
+@dataclass
+class Setting:
+    """What every method shares: the space, the input shape, the class count and the FLOPs budget."""
+
+    space: Any
+    shape: tuple[int, ...]
+    classes: int
+    budget: float
+
+    def flops(self, arch: Arch) -> float:
+        return self.space.cost(arch, self.shape, self.classes).flops_M
+
+    def fits(self, arch: Arch) -> bool:
+        return self.flops(arch) <= self.budget
+
+
+def setting(cfg: DictConfig, rng: random.Random) -> Setting:
+    """The space and the budget: `max_flops_M`, or the `budget_quantile` of 2000 random archs' FLOPs."""
     space = instantiate(cfg.space)
-    shape, classes = tuple(cfg.data.input_shape), int(cfg.data.num_classes)
-    rng = random.Random(cfg.seed)
-    flops = sorted(space.cost(space.sample(rng), shape, classes).flops_M for _ in range(2000))
-    budget = cfg.max_flops_M or flops[int(cfg.budget_quantile * (len(flops) - 1))]
+    s = Setting(space, tuple(cfg.data.input_shape), int(cfg.data.num_classes), 0.0)
+    flops = sorted(s.flops(space.sample(rng)) for _ in range(2000))
+    s.budget = cfg.max_flops_M or flops[int(cfg.budget_quantile * (len(flops) - 1))]
+    return s
 
-    def fits(arch: Arch) -> bool:
-        return space.cost(arch, shape, classes).flops_M <= budget
 
-    # 1. one supernet for both methods
+class Measure:
+    """Held-out accuracies through one supernet, remembered per method (`cache`)."""
+
+    def __init__(self, evaluator: SubnetEvaluator) -> None:
+        self.evaluator = evaluator
+        self.cache: dict[Arch, float] = {}
+
+    def __call__(self, archs: list[Arch]) -> list[float]:
+        for a in archs:
+            if a not in self.cache:
+                self.cache[a] = self.evaluator.evaluate(a).acc
+        return [self.cache[a] for a in archs]
+
+    def best_first(self) -> list[tuple[Arch, float]]:
+        """Every arch measured by the current method, by held-out accuracy."""
+        return sorted(self.cache.items(), key=lambda t: -t[1])
+
+
+def supernet(cfg: DictConfig, out: Path) -> tuple[torch.device, SubnetEvaluator, SubnetEvaluator]:
+    """Trains one supernet for every method; its device, held-out evaluator and test judge."""
     tcfg = stage_config(cfg, "train", {})
     with open_dict(tcfg):
         tcfg.paths.output_dir = str(out / "train")
-    ckpt = train.run(tcfg)["ckpt_path"]
     device = resolve_device(cfg.device)
-    net, _ = load_supernet(ckpt)
+    net, _ = load_supernet(train.run(tcfg)["ckpt_path"])
     net = net.to(device)
     data = instantiate(cfg.data, device=str(device))
     data.setup()
     calib = data.loader("train", train=True)
-    evaluator = SubnetEvaluator(net, data.loader("heldout"), "recalibrate", calib, 4)
-    judge = SubnetEvaluator(net, data.loader("test"), "recalibrate", calib, 4)
-    cache: dict[Arch, float] = {}
+    heldout = SubnetEvaluator(net, data.loader("heldout"), "recalibrate", calib, 4)
+    return device, heldout, SubnetEvaluator(net, data.loader("test"), "recalibrate", calib, 4)
 
-    def measure(archs: list[Arch]) -> list[float]:
-        for a in archs:
-            if a not in cache:
-                cache[a] = evaluator.evaluate(a).acc
-        return [cache[a] for a in archs]
 
-    def best_first() -> list[tuple[Arch, float]]:
-        """Every arch measured by the current method, by held-out accuracy."""
-        return sorted(cache.items(), key=lambda t: -t[1])
+def fitter(cfg: DictConfig, space: Any) -> Callable[[list[Arch], list[float]], Callable]:
+    """`fit(archs, accs)` -> a predict function of the configured predictor fitted to them."""
 
-    # 2. random search
-    drawn: dict[Arch, None] = {}
-    while len(drawn) < cfg.evaluations:
-        a = space.sample(rng)
-        if fits(a):
-            drawn.setdefault(a)
-    measure(list(drawn))
-    rand = best_first()
-    cache_random = dict(cache)
-
-    # 3. GCN-guided segment-wise search: the same number of evaluations in all
-    cache.clear()
-    n_seg = len(cfg.segments)
-    per_segment = (cfg.evaluations - cfg.top) // n_seg
-
-    def fit(archs: list[Arch], accs: list[float]):
+    def fit(archs: list[Arch], accs: list[float]) -> Callable[[list[Arch]], list[float]]:
         predictor = instantiate(cfg.predictor, space=space)
         predictor.fit(torch.tensor(archs), torch.tensor(accs, dtype=torch.float))
         return lambda cands: predictor.predict(torch.tensor(cands)).tolist()
 
+    return fit
+
+
+def random_search(cfg: DictConfig, s: Setting, rng: random.Random, measure: Measure) -> list[Arch]:
+    """Measures `evaluations` distinct random archs within the budget; returns them in draw order."""
+    drawn: dict[Arch, None] = {}
+    while len(drawn) < cfg.evaluations:
+        a = s.space.sample(rng)
+        if s.fits(a):
+            drawn.setdefault(a)
+    measure(list(drawn))
+    return list(drawn)
+
+
+def guided_search(cfg: DictConfig, s: Setting, measure: Measure) -> None:
+    """The GCN-guided segment-wise search: the same number of evaluations in all."""
+    per_segment = (cfg.evaluations - cfg.top) // len(cfg.segments)
     ranked, _ = segment_search(
-        space,
+        s.space,
         cfg.segments,
         measure,
-        fit,
+        fitter(cfg, s.space),
         per_segment,
         top_k=cfg.top,
-        fits=fits,
+        fits=s.fits,
         seed=cfg.seed,
         max_variants=cfg.max_variants,
     )
-    final = [a for a, _ in ranked]
-    measure(final)
-    guided = best_first()
-    evals_guided = len(cache)
+    measure([a for a, _ in ranked])
 
-    # 4. GCN fitted on random archs (the random search's first ones), evolution over its predictions
-    cache.clear()
-    sampled = list(drawn)[: cfg.evaluations - cfg.top]
-    cache.update({a: cache_random[a] for a in sampled})
-    predict = fit(sampled, [cache[a] for a in sampled])
+
+def evolution(cfg: DictConfig, s: Setting, sampled: dict[Arch, float], measure: Measure) -> None:
+    """The GCN fitted on `sampled` (measured random archs), evolution over its predictions; the
+    `top` best found are measured."""
+    measure.cache.update(sampled)
+    predict = fitter(cfg, s.space)(list(sampled), list(sampled.values()))
     found = EvolutionSearch(
-        space,
+        s.space,
         predict,
-        max_flops_M=budget,
-        input_shape=shape,
-        num_classes=classes,
+        max_flops_M=s.budget,
+        input_shape=s.shape,
+        num_classes=s.classes,
         seed=cfg.seed,
         **cfg.evolution,
     ).run(cfg.generations)
-    measure([a for a, _ in found if a not in cache][: cfg.top])
-    evolved = best_first()
-    evals_evolution = len(cache)
+    measure([a for a, _ in found if a not in measure.cache][: cfg.top])
 
-    # 5. retrain each method's top archs standalone (an arch two methods picked, once)
-    judged: dict[Arch, tuple[float, float]] = {}  # arch -> (supernet test acc, retrained test acc)
 
-    def retrain_top(pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
+def searches(cfg: DictConfig, s: Setting, rng: random.Random, measure: Measure) -> dict[str, Any]:
+    """Each method's measured archs, best first, and how many evaluations it spent."""
+    drawn = random_search(cfg, s, rng, measure)
+    found, cache_random = {"random": measure.best_first()}, dict(measure.cache)
+    measure.cache.clear()
+    guided_search(cfg, s, measure)
+    found["guided"], evaluations = measure.best_first(), {"guided": len(measure.cache)}
+    measure.cache.clear()
+    sampled = drawn[: cfg.evaluations - cfg.top]  # the random search's first archs
+    evolution(cfg, s, {a: cache_random[a] for a in sampled}, measure)
+    found["evolution"] = measure.best_first()
+    evaluations.update(random=len(cache_random), evolution=len(measure.cache))
+    return {"found": found, "evaluations": evaluations}
+
+
+class Retrainer:
+    """Retrains each method's top archs standalone (an arch two methods picked, once) and judges
+    them by what no search saw: the supernet's test accuracy and the retrained test accuracy."""
+
+    def __init__(self, cfg: DictConfig, s: Setting, judge: SubnetEvaluator, out: Path) -> None:
+        self.cfg, self.s, self.judge, self.out = cfg, s, judge, out
+        self.judged: dict[Arch, tuple[float, float]] = {}
+
+    def test_accs(self, arch: Arch, folder: str) -> tuple[float, float]:
+        if arch not in self.judged:
+            # retrain.yaml's own sampler (fixed) and standalone BN
+            rcfg = stage_config(self.cfg, "retrain", {}, shared=STANDALONE_SHARED)
+            with open_dict(rcfg):
+                rcfg.arch = self.s.space.to_str(arch)
+                rcfg.trainer.max_epochs = self.cfg.retrain_epochs
+                rcfg.paths.output_dir = str(self.out / folder)
+            test = retrain.run(rcfg)["summary"]["test_acc"]
+            self.judged[arch] = (self.judge.evaluate(arch).acc, test)
+        return self.judged[arch]
+
+    def __call__(self, pairs: list[tuple[Arch, float]], name: str) -> list[dict[str, Any]]:
         rows = []
-        for k, (arch, acc) in enumerate(pairs[: cfg.top]):
-            if arch not in judged:
-                # retrain.yaml's own sampler (fixed) and standalone BN
-                rcfg = stage_config(cfg, "retrain", {}, shared=STANDALONE_SHARED)
-                with open_dict(rcfg):
-                    rcfg.arch = space.to_str(arch)
-                    rcfg.trainer.max_epochs = cfg.retrain_epochs
-                    rcfg.paths.output_dir = str(out / f"retrain_{name}_{k}")
-                test = retrain.run(rcfg)["summary"]["test_acc"]
-                judged[arch] = (judge.evaluate(arch).acc, test)
+        for k, (arch, acc) in enumerate(pairs[: self.cfg.top]):
+            supernet_test, test = self.test_accs(arch, f"retrain_{name}_{k}")
             rows.append(
                 {
-                    "arch": space.to_str(arch),
+                    "arch": self.s.space.to_str(arch),
                     "supernet_acc": acc,
-                    "supernet_test_acc": judged[arch][0],
-                    "test_acc": judged[arch][1],
-                    "flops_M": space.cost(arch, shape, classes).flops_M,
+                    "supernet_test_acc": supernet_test,
+                    "test_acc": test,
+                    "flops_M": self.s.flops(arch),
                 }
             )
         return rows
 
-    report = {
-        "space": space.name,
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Trains the supernet, runs the three searches, retrains their picks; writes JSON."""
+    out = Path(cfg.paths.output_dir)
+    t0 = time.perf_counter()
+    rng = random.Random(cfg.seed)
+    s = setting(cfg, rng)
+    device, heldout, judge = supernet(cfg, out)
+    searched = searches(cfg, s, rng, Measure(heldout))
+    retrainer = Retrainer(cfg, s, judge, out)
+    result: dict[str, Any] = {
+        "space": s.space.name,
         "data": cfg.data.name,
-        "budget_flops_M": budget,
-        "evaluations": {
-            "random": len(cache_random),
-            "guided": evals_guided,
-            "evolution": evals_evolution,
-        },
-        "random": retrain_top(rand, "random"),
-        "guided": retrain_top(guided, "guided"),
-        "evolution": retrain_top(evolved, "evolution"),
-        "device": str(device),
-        "git": git_hash(),
-        "date": time.strftime("%Y-%m-%d"),
+        "budget_flops_M": s.budget,
+        "evaluations": searched["evaluations"],
+        **{name: retrainer(searched["found"][name], name) for name in METHODS},
         "seed": cfg.seed,
         "total_s": time.perf_counter() - t0,
     }
-    for name in METHODS:
-        rows = report[name]
-        for key in ("supernet_acc", "supernet_test_acc", "test_acc"):
-            report[f"{name}_mean_{key}"] = float(np.mean([r[key] for r in rows]))
-    atomic_write_bytes(out / "benchmark_search.json", json.dumps(report, indent=2).encode())
-    return report
+    for name, key in itertools.product(METHODS, ACCS):
+        result[f"{name}_mean_{key}"] = float(np.mean([r[key] for r in result[name]]))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return write_report(out / "benchmark_search.json", result, config, device=device)
 
 
 def report(cfg: DictConfig, r: dict[str, Any]) -> None:
+    """One line per method: evaluations spent and its picks' mean accuracies."""
     for name in METHODS:
         print(
             f"{name}: {r['evaluations'][name]} supernet evaluations; top {len(r[name])} mean "

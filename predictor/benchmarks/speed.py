@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from predictor.benchmarks.common import write_report
 from supernet.data import Arrays, NASDataModule
 from supernet.evaluator import SubnetEvaluator
 from supernet.model import SuperNet
 from supernet.module import SupernetModule
 from supernet.proxies import ProxyContext, build_scoring_net, get_proxy, score_archs
 from supernet.sampler import UniformSampler
-from supernet.utils import atomic_write_bytes, git_hash
 
 
 def sync(device: torch.device) -> None:
@@ -69,13 +69,14 @@ def archs_for(space: Any, n: int, seed: int) -> list[tuple[int, ...]]:
     ]
 
 
-def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
-    """Images/s of the eager baseline loop and of the Lightning module with the configured trainer."""
-    steps, bs = cfg.bench.train_steps, cfg.bench.batch_size
-    x_all, y_all = dm.splits["train"]
+def baseline_train_s(
+    cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
+) -> float:
+    """Median seconds of `train_steps` plain eager SGD steps (one random arch each)."""
+    bs, x_all, y_all = cfg.bench.batch_size, *dm.splits["train"]
     net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    archs = archs_for(space, steps, 0)
+    archs = archs_for(space, cfg.bench.train_steps, 0)
     mean, std = dm.mean.to(device).view(1, -1, 1, 1), dm.std.to(device).view(1, -1, 1, 1)
 
     def baseline() -> None:
@@ -88,21 +89,30 @@ def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
 
-    base_s = timed(baseline, device, cfg.bench.repeats)
+    return timed(baseline, device, cfg.bench.repeats)
 
-    class Clock(pl.Callback):
-        def __init__(self) -> None:
-            self.t: list[float] = []
 
-        def on_train_batch_start(self, trainer, module, batch, idx) -> None:  # noqa: ANN001
-            if idx == cfg.bench.warmup_steps:
-                sync(device)
-                self.t.append(time.perf_counter())
+class Clock(pl.Callback):
+    """Times from the batch after `warmup` to the end of the epoch."""
 
-        def on_train_epoch_end(self, trainer, module) -> None:  # noqa: ANN001
-            sync(device)
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup, self.device = warmup, device
+        self.t: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, idx) -> None:  # noqa: ANN001
+        if idx == self.warmup:
+            sync(self.device)
             self.t.append(time.perf_counter())
 
+    def on_train_epoch_end(self, trainer, module) -> None:  # noqa: ANN001
+        sync(self.device)
+        self.t.append(time.perf_counter())
+
+
+def lightning_train_s(
+    cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
+) -> float:
+    """Seconds of `train_steps` steps (after the warm-up) of the Lightning module and trainer."""
     module = SupernetModule(
         SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]),
         UniformSampler(space, 0),
@@ -110,11 +120,11 @@ def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
         channels_last=cfg.bench.channels_last,
         reference_archs=[],
     )
-    clock = Clock()
+    clock = Clock(cfg.bench.warmup_steps, device)
     trainer = instantiate(
         cfg.trainer,
         max_epochs=1,
-        limit_train_batches=steps + cfg.bench.warmup_steps,
+        limit_train_batches=cfg.bench.train_steps + cfg.bench.warmup_steps,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -122,14 +132,20 @@ def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
         callbacks=[clock],
     )
     trainer.fit(module, datamodule=dm)
-    ours_s = clock.t[-1] - clock.t[0]  # the `steps` batches after the warm-up
-    imgs = steps * bs
+    return clock.t[-1] - clock.t[0]
+
+
+def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
+    """Images/s of the eager baseline loop and of the Lightning module with the configured trainer."""
+    base_s = baseline_train_s(cfg, space, dm, device)
+    ours_s = lightning_train_s(cfg, space, dm, device)
+    imgs = cfg.bench.train_steps * cfg.bench.batch_size
     return {
         "baseline_img_s": imgs / base_s,
         "ours_img_s": imgs / ours_s,
         "speedup": base_s / ours_s,
-        "steps": steps,
-        "batch_size": bs,
+        "steps": cfg.bench.train_steps,
+        "batch_size": cfg.bench.batch_size,
         "ours_precision": str(cfg.trainer.precision),
         "ours_channels_last": cfg.bench.channels_last,
     }
@@ -194,10 +210,9 @@ def bench_wrcor(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
     }
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu")
-    torch.backends.cudnn.benchmark = True
-    space = instantiate(cfg.space)
+def synthetic_data(cfg: DictConfig, device: torch.device) -> NASDataModule:
+    """`num_images` random uint8 images and labels (speed does not depend on pixel values), half
+    of them held out."""
     c, h, w = cfg.bench.image_shape
     g = torch.Generator().manual_seed(0)
     n = cfg.bench.num_images
@@ -219,32 +234,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     dm.arrays = arrays
     dm.setup()
-    avg = sum(
-        space.cost(a, (c, h, w), cfg.bench.num_classes).flops_M for a in archs_for(space, 200, 3)
-    )
-    flops_per_image = avg / 200 * 1e6
+    return dm
+
+
+def floors(cfg: DictConfig, space: Any, device: torch.device) -> dict[str, float]:
+    """The measured matmul peak, the mean forward FLOPs per image of 200 random archs, and the
+    speed floors they imply (training: forward + backward = 3x the forward)."""
+    shape = tuple(cfg.bench.image_shape)
+    archs = archs_for(space, 200, 3)
+    flops_per_image = sum(space.cost(a, shape, cfg.bench.num_classes).flops_M for a in archs)
+    flops_per_image *= 1e6 / len(archs)
     peak = peak_flops(device)
-    result: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "space": {"C": space.C, "N": space.N},
-        "image_shape": list(cfg.bench.image_shape),
-        "git": git_hash(),
-        "date": time.strftime("%Y-%m-%d"),
+    return {
         "peak_macs_per_s": peak,
         "mean_fwd_macs_per_image": flops_per_image,
         "floor_train_img_s": peak / (3 * flops_per_image),
         "floor_eval_ms_per_subnet": 1e3 * cfg.bench.eval_images * flops_per_image / peak,
+    }
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Every configured stage against its baseline; writes JSON to `out`."""
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu")
+    torch.backends.cudnn.benchmark = True
+    space = instantiate(cfg.space)
+    dm = synthetic_data(cfg, device)
+    result: dict[str, Any] = {
+        "space": {"C": space.C, "N": space.N},
+        "image_shape": list(cfg.bench.image_shape),
+        **floors(cfg, space, device),
     }
     for stage in cfg.stages:
         result[stage] = {"train": bench_train, "eval": bench_eval, "wrcor": bench_wrcor}[stage](
             cfg, space, dm, device
         )
         print(stage, json.dumps(result[stage]))
-    atomic_write_bytes(cfg.out, json.dumps(result, indent=2).encode())
-    return result
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return write_report(cfg.out, result, config, device=device)
 
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:
+    """The whole record and where it was written."""
     print(json.dumps(result, indent=2, default=str))
     print(f"written to {cfg.out}; config: {OmegaConf.to_yaml(cfg.space)}")
