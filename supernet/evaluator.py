@@ -22,7 +22,6 @@ from supernet.model import SuperNet
 from supernet.space import Arch, SearchSpace
 
 BN_MODES = ("recalibrate", "batch", "inherit")
-ENUMERATE_MAX = 1_000_000  # spaces larger than this are sampled, never listed
 
 
 @dataclass
@@ -130,12 +129,12 @@ def choose_archs(space: SearchSpace, how: str, num_archs: int, seed: int) -> lis
     class, classes drawn uniformly) or `all`; `num_archs <= 0` takes every arch of the kind. The list
     depends only on (how, num_archs, seed), so a rerun meets the same archs and skips those done."""
     rng = random.Random(seed)
-    if how == "uniform" and num_archs > space.size > ENUMERATE_MAX:  # would draw forever
+    if how == "uniform" and not space.enumerable and num_archs > space.size:  # never ends
         raise ValueError(
             f"num_archs={num_archs}: the space has only {space.size} archs; ask for at most that "
             "many (or archs=all)"
         )
-    if how == "uniform" and 0 < num_archs and space.size > ENUMERATE_MAX:
+    if how == "uniform" and 0 < num_archs and not space.enumerable:
         drawn: dict[Arch, None] = {}  # a space too large to list: distinct uniform draws
         while len(drawn) < num_archs:
             drawn.setdefault(space.sample(rng))

@@ -296,7 +296,7 @@ def test_evaluate_out_under_a_file_is_named(tmp_path, ckpt):
 
 
 def test_choose_archs_refuses_more_archs_than_the_space_has(monkeypatch):
-    monkeypatch.setattr(evaluator, "ENUMERATE_MAX", 100)  # NB201 counts as too large to list
+    monkeypatch.setattr(SPACE, "max_enumerate", 100)  # NB201 counts as too large to list
     signal.signal(signal.SIGALRM, lambda *a: pytest.fail("choose_archs did not return"))
     signal.alarm(20)
     try:
