@@ -9,6 +9,8 @@ OUT=${OUT:-outputs/device}
 mkdir -p "$OUT" data
 what=${1:-all}
 python3 -m pip install -q --no-deps carry/wheels/*.whl
+# the project itself (its configs travel inside it as nas_conf), without fetching build tools
+python3 -m pip install -q --no-deps --no-build-isolation -e .
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no GPU\")" | tee "$OUT/device.txt"
 [ -f data/cifar10/train.npz ] || python3 carry/cifar10_from_jpeg.py carry/cifar10_jpeg.npz data/cifar10
 truth="truth=$PWD/carry/nb201_cifar10.csv"
@@ -16,9 +18,8 @@ if [[ $what == speed || $what == all ]]; then
   python3 scripts/benchmark_speed.py "out=$OUT/benchmark_speed.json" 2>&1 | tee "$OUT/speed.log"
 fi
 if [[ $what == zeroshot || $what == all ]]; then
-  python3 scripts/benchmark_zeroshot.py --n 15625 --seeds 0 --proxies wrcor \
-    --bench carry/nb201_cifar10.csv --data-root data/cifar10 --out "$OUT/zeroshot.json" \
-    2>&1 | tee "$OUT/zeroshot.log"
+  python3 scripts/benchmark_zeroshot.py n=15625 "seeds=[0]" "proxies=[wrcor]" "$truth" \
+    data_root=data/cifar10 "out=$OUT/zeroshot.json" 2>&1 | tee "$OUT/zeroshot.log"
 fi
 if [[ $what == nb201 || $what == all ]]; then
   python3 scripts/benchmark_nb201.py experiment=nb201_cifar10_gpu "$truth" \
