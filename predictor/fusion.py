@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.stats import norm, rankdata
 
+from predictor.io import DataError
 from predictor.topk import class_key, prune_dead
 from supernet.space import Arch, SearchSpace
 
@@ -131,17 +132,7 @@ def fuse_weighted(
     Shapes:
         each column `(n,)` -> score `(n,)` float64.
     """
-    if rule not in RULES:
-        raise ValueError(f"fusion rule {rule!r}; expected one of {RULES}")
-    if not columns:
-        raise ValueError("fuse needs at least one column")
-    lengths = {name: len(col) for name, col in columns.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"fuse: columns differ in length {lengths}")
-    if beta <= 0:
-        raise ValueError(f"fusion beta={beta}; expected > 0")
-    if trust is not None and trust not in columns:
-        raise ValueError(f"fuse: trust={trust!r} is not a column; have {sorted(columns)}")
+    _check_fusion(columns, rule, beta, trust)
     z = np.stack([normal_scores(col) for col in columns.values()], axis=1)
     w = np.ones(z.shape[1])
     weight = 1.0
@@ -154,3 +145,73 @@ def fuse_weighted(
     low = z.min(axis=1, keepdims=True)  # log-sum-exp shifted by the minimum: no overflow
     soft = low[:, 0] - np.log((w * np.exp(-beta * (z - low))).sum(axis=1) / w.sum()) / beta
     return soft, weight
+
+
+def _check_fusion(
+    columns: Mapping[str, Sequence[float] | np.ndarray], rule: str, beta: float, trust: str | None
+) -> None:
+    """`fuse_weighted`'s arguments, each refused with what was expected."""
+    if rule not in RULES:
+        raise ValueError(f"fusion rule {rule!r}; expected one of {RULES}")
+    if not columns:
+        raise ValueError("fuse needs at least one column")
+    lengths = {name: len(col) for name, col in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"fuse: columns differ in length {lengths}")
+    if beta <= 0:
+        raise ValueError(f"fusion beta={beta}; expected > 0")
+    if trust is not None and trust not in columns:
+        raise ValueError(f"fuse: trust={trust!r} is not a column; have {sorted(columns)}")
+
+
+# columns `vote_with=auto` never takes: params / flops count dead ops, and a `vote` column averages
+# them in again
+AUTO_SKIP = ("params", "flops", "vote")
+
+
+def vote_columns(
+    wanted: str | Sequence[str] | None,
+    space: SearchSpace,
+    costs: np.ndarray | None,
+    features: tuple[list[str], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The whole-space columns named by `vote_with`, checked before anything is fitted.
+
+    Args:
+        wanted: column names; `"auto"`: live params_M and the features' `wrcor` (every zero-shot
+            column but `AUTO_SKIP` when it has none), the best fusion measured (BENCHMARKS.md);
+            None or empty: no vote.
+        costs: `cost_columns` of the space (None: a space too large to list).
+        features: `read_features`' names and values.
+
+    Returns:
+        name -> `(space.size,)` values in canonical index order; flops_M / params_M are those of
+        the pruned arch (a cell pays for what it computes: dead ops cost nothing).
+
+    Raises:
+        DataError: a vote on a space too large to list, or a column nobody has.
+    """
+    if wanted == "auto":
+        if costs is None:
+            return {}
+        zero_shot = [c for c in (features[0] if features else []) if c not in AUTO_SKIP]
+        wanted = ["params_M", *(["wrcor"] if "wrcor" in zero_shot else zero_shot)]
+    wanted = list(wanted or [])
+    if not wanted:
+        return {}
+    if costs is None:
+        raise DataError(
+            f"vote_with={wanted}: a vote ranks every arch of the space, and this space is too "
+            "large to list; search it without vote_with"
+        )
+    live = costs[live_index(space)]
+    available = {"flops_M": live[:, 0], "params_M": live[:, 1]}
+    if features is not None:
+        available.update(zip(features[0], features[1].T))
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise DataError(
+            f"vote_with: no column {missing}; available: {sorted(available)} (features= adds "
+            "the columns of its CSV)"
+        )
+    return {c: available[c] for c in wanted}

@@ -135,15 +135,7 @@ def read_features(
     header, rows = _open_rows(path, ["arch", *(columns or [])])
     auto = columns is None
     if columns is None:
-        columns = []
-        for c in header:
-            if c == "arch":
-                continue
-            try:
-                float(rows[0][1][c])
-                columns.append(c)
-            except (TypeError, ValueError):
-                pass
+        columns = [c for c in header if c != "arch" and _is_number(rows[0][1][c])]
     if not columns:
         raise DataError(f"{path}:2: no numeric feature columns besides `arch`; header is {header}")
     sums = np.zeros((space.size, len(columns)))
@@ -152,11 +144,8 @@ def read_features(
         i = space.index(_parse_arch(path, line, row["arch"], space))
         sums[i] += [_parse_float(path, line, c, row[c]) for c in columns]
         counts[i] += 1
-    if classes is not None:
-        class_sums, class_counts = np.zeros_like(sums), np.zeros(space.size)
-        np.add.at(class_sums, classes, sums)
-        np.add.at(class_counts, classes, counts)
-        sums, counts = class_sums[classes], class_counts[classes]
+    if classes is not None:  # every member takes its class's sums
+        sums, counts = _class_sums(sums, classes), _class_sums(counts, classes)
     if (counts == 0).any():
         first = space.to_str(space.from_index(int(np.argmax(counts == 0))))
         raise DataError(
@@ -171,6 +160,25 @@ def read_features(
         if not columns:
             raise DataError(f"{path}: every numeric column is constant; nothing to use")
     return list(columns), values
+
+
+def _is_number(value: str | None) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _class_sums(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each row replaced by the sum over its class's rows.
+
+    Shapes:
+        values `(n, ...)`, classes `(n,)` ids in [0, n) -> `(n, ...)`.
+    """
+    sums = np.zeros_like(values)
+    np.add.at(sums, classes, values)
+    return sums[classes]
 
 
 def read_table(

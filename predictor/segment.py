@@ -10,8 +10,9 @@ is measured or kept.
 from __future__ import annotations
 
 import itertools
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from supernet.space import Arch, SearchSpace
 
@@ -59,50 +60,72 @@ def segment_search(
     ranked: list[tuple[Arch, float]] = [(candidates[0], float("nan"))]
     for segment in segments:
         seg = list(segment)
-
-        def variant(base: Arch, ops: Sequence[int], seg: list[int] = seg) -> Arch:
-            arch = list(base)
-            for d, op in zip(seg, ops):
-                arch[d] = op
-            return tuple(arch)
-
-        def redraw(base: Arch, seg: list[int] = seg) -> Arch:
-            return variant(base, [rng.randrange(space.choices[d]) for d in seg])
-
-        batch: list[Arch] = []
-        for i in range(samples_per_segment):
-            base = candidates[i % len(candidates)]
-            arch = _draw(
-                lambda b=base: redraw(b),
-                lambda a, batch=batch: fits(a) and a not in measured and a not in batch,
-                f"a new variant of segment {seg}",
-            )
-            batch.append(arch)
+        batch = _new_variants(space, candidates, seg, samples_per_segment, fits, measured, rng)
         for arch, score in zip(batch, measure(batch), strict=True):
             measured[arch] = float(score)
         seg_archs = [a for a in measured if _matches_outside(a, candidates, seg)]
         predict = fit(seg_archs, [measured[a] for a in seg_archs])
-        pool: dict[Arch, None] = {}
-        for base in candidates:
-            choices = [range(space.choices[d]) for d in seg]
-            total = 1
-            for c in choices:
-                total *= len(c)
-            if total <= max_variants:
-                combos = itertools.product(*choices)
-            else:
-                combos = (
-                    tuple(rng.randrange(len(c)) for c in choices) for _ in range(max_variants)
-                )
-            for ops in combos:
-                arch = variant(base, ops)
-                if fits(arch):
-                    pool.setdefault(arch)
-        archs = list(pool)
+        archs = _variant_pool(space, candidates, seg, fits, rng, max_variants)
         scores = [float(s) for s in predict(archs)]
         ranked = sorted(zip(archs, scores), key=lambda t: -t[1])[:top_k]
         candidates = [a for a, _ in ranked]
     return ranked, measured
+
+
+def _variant(base: Arch, seg: Sequence[int], ops: Sequence[int]) -> Arch:
+    """`base` with the segment's decisions set to `ops`."""
+    arch = list(base)
+    for d, op in zip(seg, ops):
+        arch[d] = op
+    return tuple(arch)
+
+
+def _new_variants(
+    space: SearchSpace,
+    candidates: list[Arch],
+    seg: list[int],
+    n: int,
+    fits: Callable[[Arch], bool],
+    measured: dict[Arch, float],
+    rng: random.Random,
+) -> list[Arch]:
+    """`n` archs to measure: the candidates in turn, the segment redrawn, within budget, each
+    new (not measured, not drawn twice)."""
+    batch: list[Arch] = []
+    for i in range(n):
+        base = candidates[i % len(candidates)]
+        arch = _draw(
+            lambda b=base: _variant(b, seg, [rng.randrange(space.choices[d]) for d in seg]),
+            lambda a: fits(a) and a not in measured and a not in batch,
+            f"a new variant of segment {seg}",
+        )
+        batch.append(arch)
+    return batch
+
+
+def _variant_pool(
+    space: SearchSpace,
+    candidates: list[Arch],
+    seg: list[int],
+    fits: Callable[[Arch], bool],
+    rng: random.Random,
+    max_variants: int,
+) -> list[Arch]:
+    """Every variant of the segment around every candidate within budget (a random
+    `max_variants` per candidate where there are more), each once, in the order found."""
+    pool: dict[Arch, None] = {}
+    choices = [range(space.choices[d]) for d in seg]
+    total = math.prod(len(c) for c in choices)
+    for base in candidates:
+        if total <= max_variants:
+            combos: Iterable[tuple[int, ...]] = itertools.product(*choices)
+        else:
+            combos = (tuple(rng.randrange(len(c)) for c in choices) for _ in range(max_variants))
+        for ops in combos:
+            arch = _variant(base, seg, ops)
+            if fits(arch):
+                pool.setdefault(arch)
+    return list(pool)
 
 
 def _matches_outside(arch: Arch, candidates: list[Arch], seg: list[int]) -> bool:

@@ -98,6 +98,34 @@ def fusion_line(fit_metrics: Mapping[str, Any]) -> str:
     return f"{rule} of the prediction (weight {trust:.2f}, by its agreement) and {names}"
 
 
+def _reference_lines(
+    ref_acc: Mapping[str, float], num_classes: int, ref_archs: Sequence[str]
+) -> list[str]:
+    """The supernet's reference archs: their held-out accuracy against chance, and each arch."""
+    accs = ", ".join(f"{k} {v:.1f}%" for k, v in ref_acc.items()) or "none logged"
+    lines = [
+        f"**Supernet reference archs**, held-out accuracy (chance {100.0 / num_classes:.0f}%): "
+        f"{accs}"
+    ]
+    lines += [f"  - {name}: `{arch}`" for name, arch in zip(ref_acc, ref_archs)]
+    return lines + [""]
+
+
+def _fit_lines(fit_metrics: Mapping[str, Any], fusion: str) -> list[str]:
+    """The fit's held-out (and training) Kendall tau, and what the table ranks by."""
+    tau = heldout_tau(fit_metrics)
+    held = (
+        f"held-out Kendall tau **{tau:.3f}**"
+        if tau is not None
+        else "held-out Kendall tau: not measured (no finite `fit/heldout_tau` from the fit)"
+    )
+    train_tau = fit_metrics.get("fit/train_tau")
+    train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""
+    samples = fit_metrics.get("fit/samples", "?")
+    lines = [f"**Fit** on {samples} subnets: {held}{train}", ""]
+    return lines + ([f"**Table**: {fusion}", ""] if fusion else [])
+
+
 def build_summary(
     output_dir: str | Path,
     stage_s: Mapping[str, float],
@@ -130,27 +158,9 @@ def build_summary(
     times = ", ".join(f"{s} {format_seconds(t)}" for s, t in stage_s.items())
     lines += [f"**Stages** ({format_seconds(total)} in all): {times}", ""]
     if ref_acc is not None:
-        accs = ", ".join(f"{k} {v:.1f}%" for k, v in ref_acc.items()) or "none logged"
-        lines.append(
-            f"**Supernet reference archs**, held-out accuracy (chance "
-            f"{100.0 / num_classes:.0f}%): {accs}"
-        )
-        for name, arch in zip(ref_acc, ref_archs):
-            lines.append(f"  - {name}: `{arch}`")
-        lines.append("")
+        lines += _reference_lines(ref_acc, num_classes, ref_archs)
     if fit_metrics is not None:
-        tau = heldout_tau(fit_metrics)
-        held = (
-            f"held-out Kendall tau **{tau:.3f}**"
-            if tau is not None
-            else "held-out Kendall tau: not measured (no finite `fit/heldout_tau` from the fit)"
-        )
-        train_tau = fit_metrics.get("fit/train_tau")
-        train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""
-        samples = fit_metrics.get("fit/samples", "?")
-        lines += [f"**Fit** on {samples} subnets: {held}{train}", ""]
-        if fusion:
-            lines += [f"**Table**: {fusion}", ""]
+        lines += _fit_lines(fit_metrics, fusion)
     if top:
         lines += ["**Top archs** (one per isomorphism class, its cheapest member):", ""]
         lines += _top_table(top, score_column) + [""]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,20 +93,63 @@ def predict_all(
     return predictor.predict(all_ops(space), u, batch_size=batch_size).numpy().astype(np.float64)
 
 
+def predict_archs(
+    predictor: GCNPredictor | RidgePredictor,
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    u: torch.Tensor | None = None,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Scores of `archs` (sampled ones, a search's population), `batch_size` at a time.
+
+    Args:
+        u: the features of every arch of the space (a checkpoint's `u`), or None.
+
+    Shapes:
+        archs `n`, u `(space.size, F)` -> `(n,)` float64.
+    """
+    rows = None if u is None else u[torch.tensor([space.index(a) for a in archs])]
+    ops = torch.tensor(list(archs), dtype=torch.long)
+    return predictor.predict(ops, rows, batch_size=batch_size).numpy().astype(np.float64)
+
+
+def check_finite(values: np.ndarray, name_of: Callable[[int], str], samples: str) -> None:
+    """A diverged fit: say so (naming the first arch, `name_of(i)`), and write nothing.
+
+    Shapes:
+        values `(n,)`.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise FloatingPointError(
+            f"the fitted predictor gave {int(bad.sum())} non-finite scores (first: "
+            f"{name_of(int(np.flatnonzero(bad)[0]))}); nothing written. Lower predictor.lr or "
+            f"check {samples}"
+        )
+
+
 def table_rows(
     space: SearchSpace,
     scores: np.ndarray,
     costs: np.ndarray,
     measured: dict[Arch, tuple[float, int]] | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> list[list[Any]]:
-    """One row per arch (`TABLE_COLUMNS`), best score first; ties keep canonical index order.
+    """One row per arch (`TABLE_COLUMNS`, then `extra`'s columns), best score first; ties keep
+    canonical index order.
 
     Args:
         measured: arch -> (mean measured acc, count) for the sampled archs (blank elsewhere).
+        extra: name -> a whole-space column in canonical index order (the prediction beside a
+            fused score, latency_ms), written with 6 significant digits.
+
+    Shapes:
+        scores `(space.size,)`, costs `(space.size, 2)`, each extra `(space.size,)`.
     """
     if len(scores) != space.size or len(costs) != space.size:
         raise ValueError(f"need {space.size} scores and costs; got {len(scores)}, {len(costs)}")
     measured = measured or {}
+    columns = list((extra or {}).values())
     order = np.argsort(-scores, kind="stable")
     rows = []
     for rank, i in enumerate(order, 1):
@@ -121,6 +164,7 @@ def table_rows(
                 f"{costs[i, 1]:.6g}",
                 acc if acc == "" else f"{acc:.6g}",
                 count,
+                *(f"{c[i]:.6g}" for c in columns),
             ]
         )
     return rows
@@ -210,3 +254,28 @@ def load_checkpoint(
             f"{path} is not a complete predictor checkpoint ({type(err).__name__}: "
             f"{str(err)[:200]})"
         ) from None
+
+
+def load_fitted(
+    path: str | Path, space: SearchSpace
+) -> tuple[GCNPredictor | RidgePredictor, dict]:
+    """`load_checkpoint`, refused unless fitted on this very layout (name and `space.config()`).
+
+    Another layout fails to load with a shape error, or, where the shapes agree (a path-graph GCN
+    scores chains of any length), loads and scores the wrong layers. The layout is read first, from
+    the file's plain data (the space is rebuilt from its registered name, never from a class path
+    stored in the file; the file loads with `weights_only=True`).
+
+    Raises:
+        DataError: a missing file, or one fitted on another space or layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (a predictor.ckpt from scripts/fit.py)")
+    _, fitted_on = read_checkpoint(path)
+    if (fitted_on.name, fitted_on.config()) != (space.name, space.config()):
+        raise DataError(
+            f"{path}: fitted on space {fitted_on.name} {fitted_on.config()}; this run's space is "
+            f"{space.name} {space.config()} (pass the fit's space=...)"
+        )
+    return load_checkpoint(path, space)

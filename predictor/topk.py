@@ -17,6 +17,7 @@ own class.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,18 @@ class ClassRow:
     live_conv: bool
 
 
+def _class_keys(space: SearchSpace, archs: Sequence[Arch]) -> tuple[list[str], list[int]]:
+    """`class_key` and the number of dead ops of every arch, with the liveness computed once."""
+    none = space.ops.index("none") if "none" in space.ops else -1
+    keys, dead = [], []
+    for arch in archs:
+        live = live_edges(space, arch)
+        pruned = tuple(a if x else none for a, x in zip(arch, live)) if none >= 0 else arch
+        keys.append(space.iso_key(pruned))
+        dead.append(sum(a != none and not x for a, x in zip(arch, live)))
+    return keys, dead
+
+
 def dedup_classes(
     space: SearchSpace,
     archs: Sequence[Arch],
@@ -115,18 +128,9 @@ def dedup_classes(
     Shapes:
         archs `n`, score / flops / params / eligible `(n,)`.
     """
-    n = len(archs)
-    eligible = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
-    none = space.ops.index("none") if "none" in space.ops else -1
-    live = [live_edges(space, a) for a in archs]
-    keys = [
-        space.iso_key(tuple(a if x else none for a, x in zip(arch, lv)) if none >= 0 else arch)
-        for arch, lv in zip(archs, live)
-    ]  # class_key, with the liveness computed once
-    size: dict[str, int] = {}
-    for k in keys:
-        size[k] = size.get(k, 0) + 1
-    dead = [sum(a != none and not x for a, x in zip(arch, lv)) for arch, lv in zip(archs, live)]
+    eligible = np.ones(len(archs), dtype=bool) if eligible is None else np.asarray(eligible, bool)
+    keys, dead = _class_keys(space, archs)
+    size = Counter(keys)
     members: dict[str, list[int]] = {}
     for i in np.argsort(-np.asarray(score, dtype=np.float64), kind="stable"):
         if eligible[i]:

@@ -17,6 +17,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from predictor.budgets import pareto_front
 from predictor.fusion import class_index, fuse, live_index
 from predictor.io import DataError, read_samples
 from predictor.stages import fit, query
@@ -326,7 +327,7 @@ def test_query_zero_shot_table_without_costs(tmp_path: Path) -> None:
 def test_pareto_front() -> None:
     score = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
     cost = np.array([1.0, 2.0, 2.0, 5.0, 0.5])
-    assert query.pareto_front(score, cost).tolist() == [4, 0, 1]
+    assert pareto_front(score, cost).tolist() == [4, 0, 1]
 
 
 def test_non_finite_predictions_write_no_table(tmp_path: Path, monkeypatch) -> None:

@@ -15,8 +15,9 @@ from predictor.fusion import (
     fuse_weighted,
     live_index,
     normal_scores,
+    vote_columns,
 )
-from predictor.io import read_features
+from predictor.io import DataError, read_features
 from predictor.module import RidgePredictor, predictor_from_state
 from predictor.table import all_ops, cost_columns
 from supernet.space import NB201Space
@@ -118,21 +119,21 @@ def test_class_representatives_score_each_function_once() -> None:
 
 
 def test_auto_vote_takes_live_params_and_wrcor() -> None:
-    from omegaconf import OmegaConf
-
-    from predictor.stages.fit import vote_columns
-
     costs = cost_columns(SPACE)
     names = ["wrcor", "naswot", "params", "vote"]
     feats = (names, np.random.default_rng(0).random((SPACE.size, len(names))))
-    auto = OmegaConf.create({"vote_with": "auto"})
-    cols = vote_columns(auto, SPACE, costs, feats)
+    cols = vote_columns("auto", SPACE, costs, feats)
     assert list(cols) == ["params_M", "wrcor"]
     assert np.array_equal(cols["params_M"], costs[live_index(SPACE), 1])  # dead ops cost nothing
     no_wrcor = (["naswot", "flops"], feats[1][:, :2])
-    assert list(vote_columns(auto, SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
-    assert vote_columns(auto, SPACE, None, feats) == {}  # a space too large to list: no vote
-    assert vote_columns(OmegaConf.create({"vote_with": []}), SPACE, costs, feats) == {}
+    assert list(vote_columns("auto", SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
+    assert vote_columns("auto", SPACE, None, feats) == {}  # a space too large to list: no vote
+    assert vote_columns([], SPACE, costs, feats) == {}
+    assert vote_columns(None, SPACE, costs, feats) == {}
+    with pytest.raises(DataError, match="no column"):
+        vote_columns(["nope"], SPACE, costs, feats)
+    with pytest.raises(DataError, match="too large to list"):
+        vote_columns(["params_M"], SPACE, None, feats)
 
 
 def test_a_prediction_that_disagrees_with_the_free_signals_drops_out() -> None:

@@ -14,6 +14,7 @@ import torch
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
+from predictor import scored as scored_module
 from predictor.io import DataError
 from predictor.stages import fit, query, search
 from predictor.stages import pipeline as run_script
@@ -124,6 +125,22 @@ def test_search_meets_the_flops_budget_and_beats_random_archs(fitted, tmp_path):
     # the same seed searches the same archs
     again = search.run(search_cfg(tmp_path / "again", out["checkpoint"], overrides))
     assert again["results"] == res["results"]
+
+
+def test_search_hands_its_archs_to_the_query_in_memory(fitted, tmp_path, monkeypatch):
+    """search.csv is written for the user; the query part gets the tuples, parses no string and
+    reads no file."""
+    out, _ = fitted
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the search's archs went through a string or a file")
+
+    monkeypatch.setattr(ChainSpace, "parse", refuse)
+    monkeypatch.setattr(scored_module, "read_table", refuse)
+    res = search.run(search_cfg(tmp_path, out["checkpoint"], ["top_k=3"]))
+    rows = list(csv.DictReader(open(tmp_path / "search.csv")))
+    assert [t["arch"] for t in res["top"]] == [r["arch"] for r in rows[:3]]
+    assert [t["score"] for t in res["top"]] == [float(r["score"]) for r in rows[:3]]
 
 
 def test_search_meets_a_latency_budget(fitted, tmp_path):

@@ -20,7 +20,7 @@ and metrics but no table; scripts/search.py searches it with the checkpoint.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import kendalltau
 
-from predictor.fusion import RULES, class_index, fuse_weighted, live_index
+from predictor.budgets import read_latency_table
+from predictor.fusion import RULES, class_index, fuse_weighted, vote_columns
 from predictor.io import (
     DataError,
-    atomic_savefig,
     atomic_write_json,
     check_writable,
     file_sha256,
@@ -41,43 +41,61 @@ from predictor.io import (
     read_features,
     read_samples,
 )
+from predictor.module import GCNPredictor, RidgePredictor
+from predictor.plots import plot_fit
 from predictor.table import (
+    check_finite,
     config_hash,
     cost_columns,
     predict_all,
+    predict_archs,
     save_checkpoint,
     space_features,
     table_rows,
     write_table,
 )
 from supernet.latency import LatencyTable
-from supernet.space import SearchSpace
+from supernet.space import Arch, SearchSpace
 
 
-def plot_fit(
-    path: str | Path,
-    acc: np.ndarray,
-    pred: np.ndarray,
-    title: str,
-    xlabel: str = "measured acc (%)",
-) -> Path:
-    """Predicted score against measured accuracy (the training samples, or a benchmark's truth)."""
-    import matplotlib
+@dataclass
+class FitInputs:
+    """Everything a fit reads, validated before anything is written.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Attributes:
+        archs, acc, counts: `read_samples`' distinct archs, mean accuracy (%) and rows each.
+        costs: `cost_columns` of a listable space (None: no table).
+        features: `read_features`' names and whole-space values (None without `features=`).
+        voters: `vote_columns`, the table's fused columns besides the prediction.
+        latency: the `latency_table=` (None without one): a latency_ms column of the table.
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(acc, pred, s=8, alpha=0.6)
-    lo, hi = float(min(acc.min(), pred.min())), float(max(acc.max(), pred.max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("predicted score")
-    ax.set_title(title, fontsize=9)
-    try:
-        return atomic_savefig(fig, path)
-    finally:
-        plt.close(fig)
+    Shapes:
+        acc, counts `(n,)`; costs `(space.size, 2)`; each voter `(space.size,)`.
+    """
+
+    archs: list[Arch]
+    acc: np.ndarray
+    counts: np.ndarray
+    costs: np.ndarray | None
+    features: tuple[list[str], np.ndarray] | None
+    voters: dict[str, np.ndarray]
+    latency: LatencyTable | None
+
+
+@dataclass
+class Fitted:
+    """The fitted predictor, its `fit/*` metrics, the features it saw and what it predicted.
+
+    Shapes:
+        u `(space.size, F)` or None; scores `(space.size,)` (None: no table); train_pred `(n,)`.
+    """
+
+    predictor: GCNPredictor | RidgePredictor
+    metrics: dict[str, Any]
+    feature_names: list[str]
+    u: torch.Tensor | None
+    scores: np.ndarray | None
+    train_pred: np.ndarray
 
 
 def refuse_features(cfg: DictConfig, space_size: int) -> None:
@@ -92,74 +110,86 @@ def refuse_features(cfg: DictConfig, space_size: int) -> None:
             )
 
 
-AUTO_SKIP = ("params", "flops", "vote")
+def read_inputs(cfg: DictConfig, space: SearchSpace) -> FitInputs:
+    """Reads and checks every input, and that every output can be written, before any work."""
+    tabulate = space.enumerable
+    if not tabulate:
+        refuse_features(cfg, space.size)
+    archs, acc, counts = read_samples(cfg.samples, space)
+    if len(archs) < 2:
+        raise DataError(f"{cfg.samples}: {len(archs)} distinct arch(s); fitting needs at least 2")
+    costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes)) if tabulate else None
+    features = None
+    if cfg.features:
+        cols = list(cfg.feature_columns) if cfg.feature_columns else None
+        classes = class_index(space) if tabulate else None
+        features = read_features(cfg.features, space, cols, classes)
+    voters = vote_columns(cfg.get("vote_with"), space, costs, features)
+    if voters and cfg.vote_rule not in RULES:
+        raise DataError(f"vote_rule={cfg.vote_rule!r}; expected one of {list(RULES)}")
+    latency = read_latency_table(cfg.latency_table, space) if cfg.get("latency_table") else None
+    check_writable([cfg.checkpoint, cfg.plot, cfg.metrics] + ([cfg.table] if tabulate else []))
+    return FitInputs(archs, acc, counts, costs, features, voters, latency)
 
 
-def vote_columns(
-    cfg: DictConfig,
-    space: SearchSpace,
-    costs: np.ndarray | None,
-    features: tuple[list[str], np.ndarray] | None,
-) -> dict[str, np.ndarray]:
-    """The whole-space columns named by `vote_with`, checked before anything is fitted."""
-    wanted = cfg.get("vote_with") or []
-    if wanted == "auto":  # the best fusion measured for these inputs (BENCHMARKS.md)
-        if costs is None:
-            return {}
-        # WRCor is the zero-shot score measured in the fusion; other proxies when it is absent.
-        # params / flops count dead ops, and a `vote` column averages them in again
-        zero_shot = [c for c in (features[0] if features else []) if c not in AUTO_SKIP]
-        wanted = ["params_M", *(["wrcor"] if "wrcor" in zero_shot else zero_shot)]
-    wanted = list(wanted)
-    if not wanted:
-        return {}
-    if costs is None:
-        raise DataError(
-            f"vote_with={wanted}: a vote ranks every arch of the space, and this space is too "
-            "large to list; search it without vote_with"
+def fit_predictor(cfg: DictConfig, space: SearchSpace, inputs: FitInputs) -> Fitted:
+    """Fits `cfg.predictor` to the samples and predicts every arch (a listable space) or the
+    samples alone; refuses a diverged fit."""
+    names, u = space_features(inputs.costs if cfg.use_cost_features else None, inputs.features)
+    batch, n = int(cfg.predict_batch_size), len(inputs.archs)
+    predictor = hydra.utils.instantiate(cfg.predictor, space=space)
+    metrics = {"fit/samples": n, "fit/rows": int(inputs.counts.sum()), "fit/features": names}
+    t0 = time.perf_counter()
+    ops = torch.tensor(inputs.archs, dtype=torch.long)
+    u_train = None if u is None else u[torch.tensor([space.index(a) for a in inputs.archs])]
+    metrics.update(predictor.fit(ops, torch.tensor(inputs.acc, dtype=torch.float), u_train))
+    metrics["fit/fit_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = None
+    if inputs.costs is not None:
+        scores = predict_all(predictor, space, u, batch)
+        check_finite(scores, lambda i: space.to_str(space.from_index(i)), cfg.samples)
+        train_pred = scores[[space.index(a) for a in inputs.archs]]
+    else:  # no table: only the samples are predicted
+        train_pred = predict_archs(predictor, space, inputs.archs, u, batch)
+        check_finite(train_pred, lambda i: space.to_str(inputs.archs[i]), cfg.samples)
+    metrics["fit/predict_s"] = time.perf_counter() - t0
+    metrics["fit/train_tau"] = float(kendalltau(train_pred, inputs.acc)[0])
+    return Fitted(predictor, metrics, names, u, scores, train_pred)
+
+
+def write_lookup_table(
+    cfg: DictConfig, space: SearchSpace, inputs: FitInputs, fitted: Fitted
+) -> list[list[Any]]:
+    """The table, ranked by the vote of the prediction and `voters` (the prediction alone without
+    them), with the prediction and latency beside; the vote's weights go into the metrics."""
+    assert fitted.scores is not None and inputs.costs is not None
+    final, extra = fitted.scores, {}
+    if inputs.voters:  # the table ranks by the vote; the prediction stays beside it
+        columns = {"predicted": fitted.scores, **inputs.voters}
+        final, fitted.metrics["fit/trust"] = fuse_weighted(
+            columns, cfg.vote_rule, float(cfg.vote_beta), trust="predicted"
         )
-    live = costs[live_index(space)]  # a cell pays for what it computes: dead ops cost nothing
-    available = {"flops_M": live[:, 0], "params_M": live[:, 1]}
-    if features is not None:
-        available.update(zip(features[0], features[1].T))
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        raise DataError(
-            f"vote_with: no column {missing}; available: {sorted(available)} (features= adds "
-            "the columns of its CSV)"
+        fitted.metrics["fit/vote_with"] = list(inputs.voters)
+        fitted.metrics["fit/vote_rule"] = cfg.vote_rule
+        extra["predicted"] = fitted.scores
+    if inputs.latency is not None:  # measured on the target device by scripts/latency.py
+        extra["latency_ms"] = np.array(
+            [inputs.latency.arch_ms(space, a) for a in space.all_archs()]
         )
-    return {c: available[c] for c in wanted}
+    measured = {a: (float(m), int(c)) for a, m, c in zip(inputs.archs, inputs.acc, inputs.counts)}
+    rows = table_rows(space, final, inputs.costs, measured, extra)
+    write_table(cfg.table, rows, list(extra))
+    return rows
 
 
-def read_latency(cfg: DictConfig, space: SearchSpace) -> LatencyTable | None:
-    """The latency table of `latency_table=FILE`, checked against the space before anything is
-    fitted or written (None without one)."""
-    if not cfg.get("latency_table"):
-        return None
-    try:
-        table = LatencyTable.load(cfg.latency_table)
-    except (FileNotFoundError, TypeError, ValueError, KeyError) as err:
-        raise DataError(
-            f"latency_table={cfg.latency_table}: not a latency table of scripts/latency.py "
-            f"({type(err).__name__}: {err})"
-        ) from None
-    if table.space != space.name or len(table.op_ms) != space.num_decisions:
-        raise DataError(
-            f"latency_table={cfg.latency_table}: measured for space {table.space!r} with "
-            f"{len(table.op_ms)} layers; this space is {space.name!r} with {space.num_decisions}"
-        )
-    return table
-
-
-def check_finite(values: np.ndarray, name_of: Callable[[int], str], samples: str) -> None:
-    """A diverged fit: say so, and write nothing."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise FloatingPointError(
-            f"the fitted predictor gave {int(bad.sum())} non-finite scores (first: "
-            f"{name_of(int(np.flatnonzero(bad)[0]))}); nothing written. Lower predictor.lr or "
-            f"check {samples}"
-        )
+def fit_title(metrics: dict[str, Any]) -> str:
+    """The fit plot's title: samples and the training (and held-out) Kendall tau."""
+    heldout = metrics.get("fit/heldout_tau", np.nan)
+    return (
+        f"{metrics['fit/samples']} samples, Kendall tau {metrics['fit/train_tau']:.3f} (training "
+        "data)" + (f", {heldout:.3f} (held-out rows)" if np.isfinite(heldout) else "")
+    )
 
 
 def run(cfg: DictConfig) -> dict:
@@ -171,105 +201,27 @@ def run(cfg: DictConfig) -> dict:
     """
     start = time.perf_counter()
     space = hydra.utils.instantiate(cfg.space)
-    tabulate = space.enumerable
-    if not tabulate:
-        refuse_features(cfg, space.size)
-    # everything is read and validated before anything is written
-    archs, acc, counts = read_samples(cfg.samples, space)
-    if len(archs) < 2:
-        raise DataError(f"{cfg.samples}: {len(archs)} distinct arch(s); fitting needs at least 2")
-    costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes)) if tabulate else None
-    extra = None
-    if cfg.features:
-        cols = list(cfg.feature_columns) if cfg.feature_columns else None
-        extra = read_features(cfg.features, space, cols, class_index(space) if tabulate else None)
-    voters = vote_columns(cfg, space, costs, extra)
-    if voters and cfg.vote_rule not in RULES:
-        raise DataError(f"vote_rule={cfg.vote_rule!r}; expected one of {list(RULES)}")
-    latency = read_latency(cfg, space)
-    outputs = [cfg.checkpoint, cfg.plot, cfg.metrics] + ([cfg.table] if tabulate else [])
-    check_writable(outputs)
-    names, u_all = space_features(costs if cfg.use_cost_features else None, extra)
-    idx = torch.tensor([space.index(a) for a in archs])
-    ops = torch.tensor(archs, dtype=torch.long)
-    u = None if u_all is None else u_all[idx]
-
-    predictor = hydra.utils.instantiate(cfg.predictor, space=space)
-    metrics = {"fit/samples": len(archs), "fit/rows": int(counts.sum()), "fit/features": names}
-    t0 = time.perf_counter()
-    metrics.update(predictor.fit(ops, torch.tensor(acc, dtype=torch.float), u))
-    metrics["fit/fit_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if tabulate:
-        scores = predict_all(predictor, space, u_all, int(cfg.predict_batch_size))
-        check_finite(scores, lambda i: space.to_str(space.from_index(i)), cfg.samples)
-        train_pred = scores[idx.numpy()]
-    else:  # no table: only the samples are predicted
-        train_pred = predictor.predict(ops, u, batch_size=int(cfg.predict_batch_size)).numpy()
-        train_pred = train_pred.astype(np.float64)
-        check_finite(train_pred, lambda i: space.to_str(archs[i]), cfg.samples)
-    metrics["fit/predict_s"] = time.perf_counter() - t0
-    metrics["fit/train_tau"] = float(kendalltau(train_pred, acc)[0])
-
+    inputs = read_inputs(cfg, space)  # everything is read and validated before anything is written
+    fitted = fit_predictor(cfg, space, inputs)
     config = OmegaConf.to_container(cfg, resolve=True)
     sha, git = file_sha256(cfg.samples), git_hash()
-    measured = {a: (float(m), int(c)) for a, m, c in zip(archs, acc, counts)}
     # fit.json, the provenance record, goes first and comes back last: a run killed in between
     # leaves outputs without a record, never this run's outputs beside another run's record
     Path(cfg.metrics).unlink(missing_ok=True)
-    save_checkpoint(cfg.checkpoint, predictor, space, config, names, u_all, sha, git)
-    rows = []
-    if tabulate:
-        final = scores
-        if voters:  # the table ranks by the vote; the prediction stays beside it
-            columns = {"predicted": scores, **voters}
-            final, metrics["fit/trust"] = fuse_weighted(
-                columns, cfg.vote_rule, float(cfg.vote_beta), trust="predicted"
-            )
-            metrics["fit/vote_with"] = list(voters)
-            metrics["fit/vote_rule"] = cfg.vote_rule
-        rows = table_rows(space, final, costs, measured)
-        row_archs = (
-            [space.parse(row[1]) for row in rows] if voters or cfg.get("latency_table") else []
-        )
-        extra = []
-        if voters:
-            for row, arch in zip(rows, row_archs):
-                row.append(f"{scores[space.index(arch)]:.6g}")
-            extra = ["predicted"]
-        if latency is not None:  # measured on the target device by scripts/latency.py
-            for row, arch in zip(rows, row_archs):
-                row.append(f"{latency.arch_ms(space, arch):.6g}")
-            extra.append("latency_ms")
-        write_table(cfg.table, rows, extra)
-    plot_fit(
-        cfg.plot,
-        acc,
-        train_pred,
-        f"{len(archs)} samples, Kendall tau {metrics['fit/train_tau']:.3f} (training data)"
-        + (
-            f", {metrics['fit/heldout_tau']:.3f} (held-out rows)"
-            if np.isfinite(metrics.get("fit/heldout_tau", np.nan))
-            else ""
-        ),
+    save_checkpoint(
+        cfg.checkpoint, fitted.predictor, space, config, fitted.feature_names, fitted.u, sha, git
     )
-    metrics["fit/total_s"] = time.perf_counter() - start
-    atomic_write_json(
-        cfg.metrics,
-        {
-            "metrics": metrics,
-            "config": config,
-            "git": git,
-            "samples_sha256": sha,
-            "hash": config_hash(sha, config),
-        },
-    )
+    rows = write_lookup_table(cfg, space, inputs, fitted) if fitted.scores is not None else []
+    plot_fit(cfg.plot, inputs.acc, fitted.train_pred, fit_title(fitted.metrics))
+    metrics = {**fitted.metrics, "fit/total_s": time.perf_counter() - start}
+    record = {"metrics": metrics, "config": config, "git": git, "samples_sha256": sha}
+    atomic_write_json(cfg.metrics, {**record, "hash": config_hash(sha, config)})
     return {
         "metrics": metrics,
-        "table": str(cfg.table) if tabulate else None,
+        "table": str(cfg.table) if fitted.scores is not None else None,
         "checkpoint": str(cfg.checkpoint),
         "plot": str(cfg.plot),
-        "predictor": predictor,
+        "predictor": fitted.predictor,
         "top": rows[:10],
     }
 

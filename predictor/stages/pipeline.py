@@ -76,16 +76,13 @@ def stage_config(
     return merged
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Runs `cfg.stages` in order (`search` for `query` when the space is too large to tabulate);
-    returns each stage's result."""
+def plan(cfg: DictConfig) -> tuple[list[str], bool]:
+    """The stages to run, in order, and whether `search` took `query`'s place (a space too large
+    to tabulate has no table to query)."""
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
-    out = Path(cfg.paths.output_dir)
     stages = list(cfg.stages)
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg.num_threads))
     space = hydra.utils.instantiate(cfg.space)
     swapped = "query" in stages and not space.enumerable
     if swapped:
@@ -94,35 +91,54 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"space {space.name} has {space.size:.3g} archs, too many for a table: running "
             "`search` in place of `query`"
         )
+    return stages, swapped
+
+
+def chained(cfg: DictConfig, stage: str, results: dict[str, Any], swapped: bool) -> dict[str, Any]:
+    """What `stage` takes from the stages before it (the file each wrote), and for a search in
+    `query`'s place, the query section's budgets."""
+    if stage == "evaluate":
+        return {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
+    if stage == "fit":
+        return {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
+    if stage == "query":
+        return {"table": results["fit"]["table"]} if "fit" in results else {}
+    if stage == "search":
+        section = (cfg.get("query") or {}) if swapped else {}
+        chain = {k: section[k] for k in QUERY_TO_SEARCH if section.get(k) is not None}
+        if "fit" in results:
+            chain["checkpoint"] = results["fit"]["checkpoint"]
+        return chain
+    return {}
+
+
+def run_stage(stage: str, scfg: DictConfig) -> dict[str, Any]:
+    """One stage's `run`, with progress in the log: epoch lines for training (Lightning's bar
+    leaves none in a file), a line every 30 s for the stages that report none of their own."""
+    if stage == "train":
+        return train.run(scfg, extra_callbacks=[EpochProgress(log)])
+    quiet = stage in ("fit", "query", "search") and not sys.stdout.isatty()
+    with Heartbeat(f"stage {stage}", log, enabled=quiet):
+        return STAGES[stage](scfg)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Runs `cfg.stages` in order (`search` for `query` when the space is too large to tabulate);
+    returns each stage's result."""
+    stages, swapped = plan(cfg)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     results: dict[str, Any] = {}
-    chain: dict[str, Any] = {}
     stage_s: dict[str, float] = {}
     for stage in stages:
-        if stage == "evaluate":
-            chain = {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
-        elif stage == "fit":
-            chain = {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
-        elif stage == "query":
-            chain = {"table": results["fit"]["table"]} if "fit" in results else {}
-        elif stage == "search":
-            section = (cfg.get("query") or {}) if swapped else {}
-            chain = {k: section[k] for k in QUERY_TO_SEARCH if section.get(k) is not None}
-            if "fit" in results:
-                chain["checkpoint"] = results["fit"]["checkpoint"]
-        else:
-            chain = {}
         log.info(f"stage {stage}: started")
         t0 = time.perf_counter()
-        scfg = stage_config(cfg, stage, chain)
-        if stage == "train":  # epoch lines in the log: Lightning's bar leaves none in a file
-            results[stage] = train.run(scfg, extra_callbacks=[EpochProgress(log)])
-        else:  # the fit reports no progress of its own: a line every 30 s says it is alive
-            quiet = stage in ("fit", "query", "search") and not sys.stdout.isatty()
-            with Heartbeat(f"stage {stage}", log, enabled=quiet):
-                results[stage] = STAGES[stage](scfg)
+        results[stage] = run_stage(
+            stage, stage_config(cfg, stage, chained(cfg, stage, results, swapped))
+        )
         stage_s[stage] = time.perf_counter() - t0
         log.info(f"stage {stage}: done in {format_seconds(stage_s[stage])}")
-    results["output_dir"] = str(out)
+    results["output_dir"] = str(Path(cfg.paths.output_dir))
     results["stage_s"] = stage_s
     results["summary"], results["warnings"] = summarise(cfg, results)
     return results
