@@ -17,12 +17,8 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from supernet.model import SuperNet, layout_options
 from supernet.sampler import Sampler
-from supernet.space import Arch, NB201Space, get_space
+from supernet.space import Arch, get_space
 from supernet.utils import DataError, atomic_write, load_checkpoint_file
-
-# NB201's reference archs, kept under their old name for predictor/stages/pipeline.py (which should
-# ask the space: `space.reference_archs`).
-DEFAULT_REFERENCE_ARCHS = NB201Space.reference_archs
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

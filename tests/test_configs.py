@@ -8,21 +8,27 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF, make_cfg
 
-STAGES = ["train", "evaluate", "fit", "query", "retrain", "run"]
+ENTRY_POINTS = sorted(p.stem for p in CONF.glob("*.yaml"))
+NEEDS = {  # the keys an entry point cannot compose without
+    "retrain": ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'"],
+    "export": ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'"],
+}
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("stage", [s for s in STAGES if (CONF / f"{s}.yaml").is_file()])
-def test_stage_configs_compose(stage, tmp_path):
-    cfg = make_cfg(
-        stage,
-        tmp_path,
-        ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'"] if stage == "retrain" else [],
-    )
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_entry_point_composes_with_every_preset(entry, tmp_path):
+    """Each command's config composes alone, with `debug=tiny` and with each experiment."""
+    text = (CONF / f"{entry}.yaml").read_text()
+    over = NEEDS.get(entry, [])
+    cfg = make_cfg(entry, tmp_path, over, tiny="debug: null" in text)
     assert cfg.paths.output_dir == str(tmp_path)
+    if "experiment: null" in text:
+        for experiment in options("experiment"):
+            make_cfg(entry, tmp_path, [*over, f"experiment={experiment}"], tiny=False)
 
 
 @pytest.mark.parametrize("sampler", options("sampler"))
@@ -81,3 +87,18 @@ def test_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.nodes == 2 and launcher.gpus_per_node == 1 and launcher.max_num_timeout == 3
+
+
+@pytest.mark.parametrize("entry", ["evaluate", "run", "benchmark_nb201"])
+def test_presets_mean_the_same_under_every_entry_point(entry, tmp_path):
+    """How subnets are measured has one home (the evaluator group); a preset sets it there, so
+    `debug=tiny` or the GPU experiment reach `nas-evaluate` run alone as they reach `nas-run`."""
+    over = ["ckpt_path=x"] if entry == "evaluate" else []
+    tiny = make_cfg(entry, tmp_path, over)
+    assert tiny.evaluator.num_archs == 12
+    gpu = make_cfg(entry, tmp_path, [*over, "experiment=nb201_cifar10_gpu"], tiny=False)
+    assert gpu.evaluator.bf16 is True and gpu.evaluator.num_archs == 1000
+    digits = make_cfg(entry, tmp_path, [*over, "data=digits"], tiny=False)
+    assert (digits.evaluator.num_archs, digits.evaluator.heldout_images) == (100, 400)
+    cifar = make_cfg(entry, tmp_path, [*over, "data=cifar10"], tiny=False)
+    assert (cifar.evaluator.num_archs, cifar.evaluator.heldout_images) == (200, 0)

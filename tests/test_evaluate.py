@@ -70,7 +70,7 @@ def test_bn_modes_differ_and_inherit_needs_running_stats():
 
 
 def test_evaluate_writes_rows_and_resumes(tmp_path, ckpt):
-    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=6"])
+    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "evaluator.num_archs=6"])
     first = run(cfg)
     assert first["evaluated"] == 6
     table = rows(tmp_path / "subnets.csv")
@@ -83,15 +83,21 @@ def test_evaluate_writes_rows_and_resumes(tmp_path, ckpt):
     assert again["evaluated"] == 1 and again["total"] == 6
     assert rows(tmp_path / "subnets.csv") == table
     # more archs: only the new ones are measured
-    more = run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=8"]))
+    more = run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "evaluator.num_archs=8"]))
     assert more["total"] == 8 and rows(tmp_path / "subnets.csv")[:6] == table
 
 
 def test_evaluate_refuses_to_mix_settings(tmp_path, ckpt):
-    run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=2"]))
+    run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "evaluator.num_archs=2"]))
     before = (tmp_path / "subnets.csv").read_text()
     with pytest.raises(ValueError, match="bn='batch'"):
-        run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=3", "bn=batch"]))
+        run(
+            make_cfg(
+                "evaluate",
+                tmp_path,
+                [f"ckpt_path={ckpt}", "evaluator.num_archs=3", "evaluator.bn=batch"],
+            )
+        )
     with pytest.raises(ValueError, match="C: checkpoint has 4, config has 8"):
         run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "space.C=8"]))
     assert (tmp_path / "subnets.csv").read_text() == before
@@ -108,13 +114,22 @@ def test_evaluate_proxy_ranked_archs(tmp_path, ckpt):
         make_cfg(
             "evaluate",
             out,
-            [f"ckpt_path={ckpt}", f"archs={tmp_path / 'zs.csv'}", "rank_by=wrcor", "num_archs=2"],
+            [
+                f"ckpt_path={ckpt}",
+                f"evaluator.archs={tmp_path / 'zs.csv'}",
+                "evaluator.rank_by=wrcor",
+                "evaluator.num_archs=2",
+            ],
         )
     )
     assert [r["arch"] for r in rows(out / "subnets.csv")] == archs[::-1][:2]
     (tmp_path / "bad.csv").write_text("arch,wrcor\n|nope~0|,1\n")
     with pytest.raises(ValueError, match=r"bad.csv, line 2: .*'\|nope~0\|'"):
-        run(make_cfg("evaluate", out, [f"ckpt_path={ckpt}", f"archs={tmp_path / 'bad.csv'}"]))
+        run(
+            make_cfg(
+                "evaluate", out, [f"ckpt_path={ckpt}", f"evaluator.archs={tmp_path / 'bad.csv'}"]
+            )
+        )
 
 
 @pytest.mark.slow
@@ -123,14 +138,16 @@ def test_sigkill_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path, ckpt):
     args = [
         "debug=tiny",
         f"ckpt_path={ckpt}",
-        "num_archs=400",
+        "evaluator.num_archs=400",
         f"out={out}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     kill_when("evaluate.py", args, lambda: data_lines(out) >= 3)
     killed = rows(out)
     assert 3 <= len(killed) < 400
-    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=400", f"out={out}"])
+    cfg = make_cfg(
+        "evaluate", tmp_path, [f"ckpt_path={ckpt}", "evaluator.num_archs=400", f"out={out}"]
+    )
     result = run(cfg)
     final = rows(out)
     assert len(final) == 400 == len({r["arch"] for r in final})
@@ -138,8 +155,10 @@ def test_sigkill_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path, ckpt):
 
 
 def test_shards_split_the_archs_and_merge_without_duplicates(tmp_path, ckpt):
-    common = [f"ckpt_path={ckpt}", "num_archs=7", f"out={tmp_path / 'subnets.csv'}"]
-    whole = run(make_cfg("evaluate", tmp_path / "whole", [f"ckpt_path={ckpt}", "num_archs=7"]))
+    common = [f"ckpt_path={ckpt}", "evaluator.num_archs=7", f"out={tmp_path / 'subnets.csv'}"]
+    whole = run(
+        make_cfg("evaluate", tmp_path / "whole", [f"ckpt_path={ckpt}", "evaluator.num_archs=7"])
+    )
     for k in (0, 1):
         r = run(make_cfg("evaluate", tmp_path, [*common, f"shard={k}", "num_shards=2"]))
         assert r["evaluated"] == (4 if k == 0 else 3)
@@ -156,8 +175,12 @@ def test_shards_split_the_archs_and_merge_without_duplicates(tmp_path, ckpt):
 
 
 def test_same_seed_same_file(tmp_path, ckpt):
-    a = run(make_cfg("evaluate", tmp_path / "a", [f"ckpt_path={ckpt}", "num_archs=4"]))
-    b = run(make_cfg("evaluate", tmp_path / "b", [f"ckpt_path={ckpt}", "num_archs=4"]))
+    a = run(make_cfg("evaluate", tmp_path / "a", [f"ckpt_path={ckpt}", "evaluator.num_archs=4"]))
+    b = run(make_cfg("evaluate", tmp_path / "b", [f"ckpt_path={ckpt}", "evaluator.num_archs=4"]))
     assert Path(a["out"]).read_bytes() == Path(b["out"]).read_bytes()
-    c = run(make_cfg("evaluate", tmp_path / "c", [f"ckpt_path={ckpt}", "num_archs=4", "seed=1"]))
+    c = run(
+        make_cfg(
+            "evaluate", tmp_path / "c", [f"ckpt_path={ckpt}", "evaluator.num_archs=4", "seed=1"]
+        )
+    )
     assert Path(c["out"]).read_bytes() != Path(a["out"]).read_bytes()

@@ -100,7 +100,7 @@ def test_stage_sections_override_one_stage(tmp_path):
     cfg = make_cfg(
         "run",
         tmp_path,
-        [*FAST_FIT, "stages=[train,evaluate]", "evaluate.num_archs=3", "evaluate.bn=batch"],
+        [*FAST_FIT, "stages=[train,evaluate]", "evaluator.num_archs=3", "evaluator.bn=batch"],
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -122,7 +122,7 @@ def test_pipeline_on_the_chain_space(tmp_path):
         [
             *FAST_FIT,
             "space=chain_tiny",
-            "evaluate.num_archs=20",
+            "evaluator.num_archs=20",
         ],
     )
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

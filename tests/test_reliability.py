@@ -165,7 +165,9 @@ def test_results_csv_refuses_a_second_writer_and_non_utf8(tmp_path):
 def test_concurrent_evaluation_is_refused_not_duplicated(tmp_path, ckpt):
     out = tmp_path / "subnets.csv"
     holder = ResultsCSV(out, ["arch"])  # another writer of the file, in effect
-    cfg = make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "num_archs=2", f"out={out}"])
+    cfg = make_cfg(
+        "evaluate", tmp_path, [f"ckpt_path={ckpt}", "evaluator.num_archs=2", f"out={out}"]
+    )
     with pytest.raises(DataError, match="being written by another process"):
         evaluate(cfg)
     holder.close()
@@ -255,22 +257,26 @@ fit.run(make_cfg("fit", __import__("pathlib").Path({str(tmp_path / "out")!r}),
 
 
 def test_subnets_csv_refuses_rows_of_other_accuracy_settings(tmp_path, ckpt):
-    common = [f"ckpt_path={ckpt}", "heldout_images=50", "calib_batches=2"]
-    evaluate(make_cfg("evaluate", tmp_path, [*common, "num_archs=2"]))
-    for other in ("heldout_images=40", "calib_batches=1", "data.eval_batch_size=10"):
-        with pytest.raises(DataError, match=other.split("=")[0].split(".")[0]):
-            evaluate(make_cfg("evaluate", tmp_path, [*common, other, "num_archs=3"]))
-    assert len(evaluate(make_cfg("evaluate", tmp_path, [*common, "num_archs=3"]))["out"])
+    common = [f"ckpt_path={ckpt}", "evaluator.heldout_images=50", "evaluator.calib_batches=2"]
+    evaluate(make_cfg("evaluate", tmp_path, [*common, "evaluator.num_archs=2"]))
+    for other, column in (
+        ("evaluator.heldout_images=40", "heldout_images"),
+        ("evaluator.calib_batches=1", "calib_batches"),
+        ("data.eval_batch_size=10", "data"),
+    ):
+        with pytest.raises(DataError, match=column):
+            evaluate(make_cfg("evaluate", tmp_path, [*common, other, "evaluator.num_archs=3"]))
+    assert len(evaluate(make_cfg("evaluate", tmp_path, [*common, "evaluator.num_archs=3"]))["out"])
 
 
 @pytest.mark.parametrize(
     "override",
     [
-        "num_archs=0",
-        "num_archs=-1",
-        "num_archs=abc",
-        "heldout_images=-1",
-        "calib_batches=0",
+        "evaluator.num_archs=0",
+        "evaluator.num_archs=-1",
+        "evaluator.num_archs=abc",
+        "evaluator.heldout_images=-1",
+        "evaluator.calib_batches=0",
         "data.batch_size=0",
     ],
 )

@@ -29,7 +29,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from predictor.io import atomic_write_text
 from predictor.stages import fit, query, search
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
-from supernet.module import DEFAULT_REFERENCE_ARCHS
 from supernet.progress import EpochProgress, Heartbeat, format_seconds
 from supernet.stages import evaluate, train
 
@@ -39,6 +38,7 @@ SHARED = (
     "seed",
     "space",
     "data",
+    "evaluator",
     "sampler",
     "supernet",
     "trainer",
@@ -158,8 +158,9 @@ def summarise(cfg: DictConfig, results: dict[str, Any]) -> tuple[str, list[str]]
     score_column = str((cfg.get("query") or {}).get("score_column") or "score")
     plots = [p for p in ((results.get("fit") or {}).get("plot"), answer.get("pareto_plot")) if p]
     ref_archs = list((cfg.get("supernet") or {}).get("reference_archs") or [])
-    if not ref_archs and ref_acc and hydra.utils.instantiate(cfg.space).name == "nb201":
-        ref_archs = list(DEFAULT_REFERENCE_ARCHS)  # what SupernetModule logs without a list
+    if not ref_archs and ref_acc:  # what SupernetModule logs without a list
+        space = hydra.utils.instantiate(cfg.space)
+        ref_archs = [space.to_str(a) for a in space.default_reference_archs()]
     text, warnings = build_summary(
         out,
         results["stage_s"],

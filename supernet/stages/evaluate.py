@@ -1,4 +1,4 @@
-"""Evaluate subnets with inherited weights: `python scripts/evaluate.py ckpt_path=... num_archs=N`.
+"""Evaluate subnets with inherited weights: `nas-evaluate ckpt_path=... evaluator.num_archs=N`.
 
 Rows go to `subnets.csv` one by one as they are measured; a rerun skips the archs already there.
 """
@@ -58,16 +58,24 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         DataError: naming the setting, its value and what is expected.
     """
-    num_archs = cfg.num_archs
+    num_archs = cfg.evaluator.num_archs
     if num_archs is not None:
-        num_archs = check_count("num_archs", num_archs, 1, "null evaluates every arch of the kind")
+        num_archs = check_count(
+            "evaluator.num_archs", num_archs, 1, "null evaluates every arch of the kind"
+        )
     return {
         "num_archs": num_archs or 0,
         "heldout_images": check_count(
-            "heldout_images", cfg.heldout_images, 0, "0: the whole held-out split"
+            "evaluator.heldout_images",
+            cfg.evaluator.heldout_images,
+            0,
+            "0: the whole held-out split",
         ),
         "calib_batches": check_count(
-            "calib_batches", cfg.calib_batches, 1, "training batches per subnet for bn=recalibrate"
+            "evaluator.calib_batches",
+            cfg.evaluator.calib_batches,
+            1,
+            "training batches per subnet for bn=recalibrate",
         ),
         "shard": check_count("shard", cfg.shard, 0),
         "num_shards": check_count("num_shards", cfg.num_shards, 1),
@@ -99,11 +107,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data.setup()
     evaluator = SubnetEvaluator(
         net,
-        data.loader("heldout", limit=cfg.heldout_images),
-        cfg.bn,
+        data.loader("heldout", limit=cfg.evaluator.heldout_images),
+        cfg.evaluator.bn,
         data.loader("train", train=True),
-        cfg.calib_batches,
-        cfg.bf16,
+        cfg.evaluator.calib_batches,
+        cfg.evaluator.bf16,
     )
     out = results_file(cfg, counts, out_path, weights_hash(net))
     write_run_info(
@@ -115,23 +123,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         len(todo),
         len(archs) - len(todo),
         out_path,
-        cfg.bn,
-        cfg.heldout_images or "all",
+        cfg.evaluator.bn,
+        cfg.evaluator.heldout_images or "all",
     )
     evaluate_into(out, evaluator, space, todo, done=len(archs) - len(todo))
     return {"out": str(out_path), "evaluated": len(todo), "total": len(out), "archs": len(archs)}
 
 
 def chosen_archs(cfg: DictConfig, space: SearchSpace, num_archs: int) -> list[Arch]:
-    """This shard's share of the archs `cfg.archs` names (a kind, or a CSV with an arch column),
+    """This shard's share of the archs `cfg.evaluator.archs` names (a kind, or a CSV with an arch column),
     the first `num_archs` of them (0: all). Every process draws the same list and keeps every
     `num_shards`-th arch."""
-    if Path(str(cfg.archs)).suffix == ".csv":
-        archs = read_archs_csv(cfg.archs, space, cfg.rank_by)
+    if Path(str(cfg.evaluator.archs)).suffix == ".csv":
+        archs = read_archs_csv(cfg.evaluator.archs, space, cfg.evaluator.rank_by)
         archs = archs[:num_archs] if num_archs else archs
     else:
         try:
-            archs = choose_archs(space, cfg.archs, num_archs, cfg.seed)
+            archs = choose_archs(space, cfg.evaluator.archs, num_archs, cfg.seed)
         except ValueError as err:
             raise DataError(str(err)) from None
     return archs[cfg.shard :: cfg.num_shards]
@@ -143,10 +151,10 @@ def results_file(
     """`subnets.csv` (or this shard's file), refusing rows measured with other settings."""
     fixed = {
         "seed": cfg.seed,
-        "bn": cfg.bn,
+        "bn": cfg.evaluator.bn,
         "heldout_images": counts["heldout_images"],
         "calib_batches": counts["calib_batches"],
-        "bf16": bool(cfg.bf16),
+        "bf16": bool(cfg.evaluator.bf16),
         "data": data_key(cfg.data),
         "ckpt": ckpt_digest,
     }
