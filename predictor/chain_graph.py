@@ -31,7 +31,8 @@ class ChainGraphEncoder:
         undirected: add every edge in both directions.
     """
 
-    def __init__(self, space: ChainSpace, undirected: bool = True) -> None:
+    def __init__(self, space: ChainSpace, undirected: bool = True, prune: bool = True) -> None:
+        """`prune` changes nothing: a chain has no dead edges."""
         self.space, self.undirected = space, undirected
         self.num_nodes = space.num_decisions + 2
         self.num_types = len(space.ops) + 2

@@ -22,39 +22,10 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from predictor.io import DataError
-from predictor.topk import class_key, prune_dead
-from supernet.space import Arch, SearchSpace
+from supernet.classes import live_index
+from supernet.space import SearchSpace
 
 RULES = ("softmin", "mean")
-
-
-def live_index(space: SearchSpace) -> np.ndarray:
-    """For every arch (canonical index order) the index of its pruned form (dead ops -> `none`).
-
-    Shapes:
-        `(space.size,)` int64.
-    """
-    return np.array([space.index(prune_dead(space, a)) for a in space.all_archs()], dtype=np.int64)
-
-
-def class_index(space: SearchSpace) -> np.ndarray:
-    """For every arch the smallest index of its class (same function: isomorphic once dead ops
-    are pruned). Spaces without cell edges: every arch is its own class.
-
-    Shapes:
-        `(space.size,)` int64.
-    """
-    first: dict[str, int] = {}
-    out = np.empty(space.size, dtype=np.int64)
-    for i, arch in enumerate(space.all_archs()):
-        out[i] = first.setdefault(class_key(space, arch), i)
-    return out
-
-
-def class_representatives(space: SearchSpace) -> list[Arch]:
-    """One arch per class, pruned (its dead ops `none`): the least work that scores every class
-    (NB201: 6,285 archs instead of 15,625), for `zeroshot.py archs=classes`."""
-    return [prune_dead(space, space.from_index(int(i))) for i in np.unique(class_index(space))]
 
 
 def normal_scores(values: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from scipy.stats import kendalltau
 from torch import nn
 
 from predictor.model import GCN
-from predictor.topk import prune_dead
+from supernet.classes import prune_dead
 from supernet.space import SearchSpace
 
 LOSSES = ("mse", "rank", "both")

@@ -11,7 +11,8 @@ import numpy as np
 
 from predictor.budgets import pareto_front, within_budgets
 from predictor.scored import Scored
-from predictor.topk import dedup_classes, live_conv
+from predictor.topk import dedup_classes
+from supernet.classes import live_conv
 from supernet.space import SearchSpace
 
 

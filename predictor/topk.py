@@ -24,55 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from supernet.classes import live_conv, live_edges
 from supernet.space import Arch, SearchSpace
-
-# ops without weights: any other op (nor_conv_*, ir_k*_e*) is parametric
-WEIGHT_FREE_OPS = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "skip"})
-
-
-def live_edges(space: SearchSpace, arch: Arch) -> tuple[bool, ...]:
-    """Per decision: whether its op carries data from the cell input to the cell output.
-
-    Spaces without `edges` (a chain of layers) return all True.
-    """
-    arch = space.check(arch)
-    edges = getattr(space, "edges", None)
-    if edges is None:
-        return (True,) * len(arch)
-    none = space.ops.index("none") if "none" in space.ops else -1
-    on = [a != none for a in arch]
-    nodes = sorted({n for e in edges for n in e})
-    fwd = {nodes[0]}  # carries something from the input; edges only go to higher nodes
-    for node in nodes[1:]:
-        if any(on[e] and src in fwd for e, (to, src) in enumerate(edges) if to == node):
-            fwd.add(node)
-    bwd = {nodes[-1]}  # reaches the output
-    for node in reversed(nodes[:-1]):
-        if any(on[e] and to in bwd for e, (to, src) in enumerate(edges) if src == node):
-            bwd.add(node)
-    return tuple(o and src in fwd and to in bwd for o, (to, src) in zip(on, edges))
-
-
-def prune_dead(space: SearchSpace, arch: Arch) -> Arch:
-    """The arch with every dead op replaced by `none`: the same function, the cheapest member of its
-    class. Spaces without `none` come back unchanged."""
-    if "none" not in space.ops:
-        return space.check(arch)
-    none = space.ops.index("none")
-    return tuple(a if live else none for a, live in zip(arch, live_edges(space, arch)))
-
-
-def live_conv(space: SearchSpace, arch: Arch) -> bool:
-    """Whether a parametric op (not in `WEIGHT_FREE_OPS`) sits on a live edge."""
-    return any(
-        live and space.ops[a] not in WEIGHT_FREE_OPS
-        for a, live in zip(space.check(arch), live_edges(space, arch))
-    )
-
-
-def class_key(space: SearchSpace, arch: Arch) -> str:
-    """The isomorphism key of the pruned arch: archs that differ only on dead edges share it."""
-    return space.iso_key(prune_dead(space, arch))
 
 
 @dataclass(frozen=True)

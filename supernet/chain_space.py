@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from supernet.space_base import ENUMERATE_MAX, Arch, Cost, GraphEncoder, SearchSpace
+from supernet.space_base import ENUMERATE_MAX, Arch, Cost, SearchSpace
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 KERNELS = (3, 5, 7)
 EXPANSIONS = (3, 6)
@@ -164,22 +164,9 @@ class ChainSpace(SearchSpace):
     def to_str(self, arch: Arch) -> str:
         return "|".join(self.ops[a] for a in self.check(arch))
 
-    def supernet_class(self) -> type[nn.Module]:
-        from supernet.chain_model import ChainSuperNet  # imports this module: see space_base
-
-        return ChainSuperNet
-
-    def network_class(self) -> type[nn.Module]:
-        from supernet.network import ChainNetwork
-
-        return ChainNetwork
-
-    def graph_encoder(self, prune: bool = True, undirected: bool = False) -> GraphEncoder:
-        """A path graph, one node per layer (`predictor.chain_graph`); a chain has no dead
-        edges, so `prune` changes nothing."""
-        from predictor.chain_graph import ChainGraphEncoder
-
-        return ChainGraphEncoder(self, undirected=undirected)
+    supernet_target = "supernet.chain_model.ChainSuperNet"
+    network_target = "supernet.network.ChainNetwork"
+    encoder_target = "predictor.chain_graph.ChainGraphEncoder"
 
     def iso_key(self, arch: Arch) -> str:
         """The arch string: a chain has no isomorphisms beyond identical strings (skips sit at

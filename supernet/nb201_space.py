@@ -6,10 +6,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from supernet.space_base import Arch, Cost, GraphEncoder, SearchSpace
+from supernet.space_base import Arch, Cost, SearchSpace
 
 if TYPE_CHECKING:
-    from torch import nn
+    pass
 
 
 class NB201Space(SearchSpace):
@@ -51,21 +51,9 @@ class NB201Space(SearchSpace):
     def config(self) -> dict[str, Any]:
         return {"C": self.C, "N": self.N}
 
-    def supernet_class(self) -> type[nn.Module]:
-        from supernet.model import SuperNet  # imports this module: see supernet.space_base
-
-        return SuperNet
-
-    def network_class(self) -> type[nn.Module]:
-        from supernet.network import NB201Network
-
-        return NB201Network
-
-    def graph_encoder(self, prune: bool = True, undirected: bool = False) -> GraphEncoder:
-        """Ops on nodes, edges along the cell's data flow (`predictor.graph.GraphEncoder`)."""
-        from predictor.graph import GraphEncoder as CellGraphEncoder
-
-        return CellGraphEncoder(self, prune=prune, undirected=undirected)
+    supernet_target = "supernet.model.SuperNet"
+    network_target = "supernet.network.NB201Network"
+    encoder_target = "predictor.graph.GraphEncoder"
 
     @property
     def num_blocks(self) -> int:

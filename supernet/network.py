@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from supernet.chain_space import ChainSpace, parse_op
+from supernet.classes import live_edges
 from supernet.ops import ResidualReduction, batch_norm, make_op
 from supernet.space import Arch, NB201Space, SearchSpace, get_space
 
@@ -28,7 +29,7 @@ CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
 
 class Cell(nn.Module):
-    """An NB201 cell holding the op of each live edge only (`predictor.topk.live_edges`).
+    """An NB201 cell holding the op of each live edge only (`supernet.classes.live_edges`).
 
     The edge `to <- src` is the submodule `edges["{to}_{src}"]`; a cell with no live edge outputs
     zero.
@@ -41,8 +42,6 @@ class Cell(nn.Module):
         self, space: NB201Space, arch: Arch, channels: int, affine: bool, track: bool
     ) -> None:
         super().__init__()
-        from predictor.topk import live_edges  # predictor imports supernet: imported late
-
         self.links: list[tuple[int, int, str, int]] = []  # (to, src, key, edge index)
         self.edges = nn.ModuleDict()
         for e, ((to, src), live) in enumerate(zip(space.edges, live_edges(space, arch))):

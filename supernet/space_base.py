@@ -13,14 +13,16 @@ for a space's name or probes it with `hasattr`:
   `shares_convs` (its supernet has NB201's shared-conv layouts).
 
 The parts live in modules that import the space (the supernets, `supernet.network`, and the
-predictor's graph encoders in the layer above), so a space's hook imports its part when called:
-no module imports a part's module at load time, the import graph has no cycle, and `supernet`
-never loads `predictor` unless a predictor is being built. Adding a space is its own files plus
+predictor's graph encoders in the layer above), so a space names each part as `module.attr`
+(`supernet_target`, `network_target`, `encoder_target`) and `locate` imports it on first use: no
+space module imports a part, the import graph has no cycle, and `supernet` never imports
+`predictor` (it names the encoder the predictor will build). Adding a space is its own files plus
 one line in the registry (`supernet.space.SPACES`); `tests/test_toy_space.py` shows the minimum.
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 import random
@@ -56,6 +58,21 @@ class GraphEncoder(Protocol):
     def batch(self, ops: torch.Tensor, u: torch.Tensor | None = None) -> Batch:
         """Shapes: ops `(B, num_decisions)` long, u `(B, F)` -> x `(B * nodes, in_channels)`."""
         ...
+
+
+def locate(target: str, what: str) -> Any:
+    """The object `target` names (`package.module.attr`), importing its module.
+
+    Raises:
+        ValueError: naming `what` when the target is empty or does not exist.
+    """
+    module, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(
+            f"{what}={target!r}: expected `module.attr` of an importable object ({err})"
+        ) from None
 
 
 class SearchSpace(ABC):
@@ -96,16 +113,23 @@ class SearchSpace(ABC):
     ) -> Cost:
         """FLOPs and params of the standalone network for `arch`."""
 
-    @abstractmethod
+    # Its parts, named `module.attr` and imported on first use (`locate`): each part's module
+    # imports the space, so a space that imported its parts would close a cycle.
+    supernet_target: str = ""  # the supernet class
+    network_target: str = ""  # the standalone network of one arch ("": none)
+    encoder_target: str = ""  # the predictor's graph encoder class
+
     def supernet_class(self) -> type[nn.Module]:
         """The supernet: built as `cls(space, num_classes, in_channels, affine,
         track_running_stats)`, with `forward(x, arch)` giving logits `(B, num_classes)`, and
         `stem`, `classifier`, `block_index()` as `supernet.model.SuperNet` has them."""
+        return locate(self.supernet_target, f"space {self.name!r}: supernet_target")
 
-    @abstractmethod
     def graph_encoder(self, prune: bool = True, undirected: bool = False) -> GraphEncoder:
         """The predictor's encoder of this space's archs as graphs (`prune`: drop dead edges,
-        where the space has them)."""
+        where the space has them): `encoder_target(space, prune=, undirected=)`."""
+        cls = locate(self.encoder_target, f"space {self.name!r}: encoder_target")
+        return cls(self, prune=prune, undirected=undirected)
 
     def build_supernet(
         self,
@@ -124,7 +148,9 @@ class SearchSpace(ABC):
 
     def network_class(self) -> type[nn.Module]:
         """The standalone network of one arch (`supernet.network.StandaloneNetwork`)."""
-        raise ValueError(f"no standalone network for space {self.name!r}")
+        if not self.network_target:
+            raise ValueError(f"no standalone network for space {self.name!r}")
+        return locate(self.network_target, f"space {self.name!r}: network_target")
 
     def default_reference_archs(self, count: int = 4, seed: int = 0) -> list[Arch]:
         """The archs logged every epoch without a list: `reference_archs`, or `count` seeded

@@ -10,7 +10,7 @@ import pytest
 
 from predictor.benchmarks import ranking as bench
 from predictor.benchmarks.common import rank_metrics
-from predictor.fusion import class_index
+from supernet.classes import class_index
 from supernet.space import NB201Space
 from tests.conftest import make_cfg
 

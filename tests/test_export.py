@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from predictor.topk import prune_dead
 from supernet import build_network
 from supernet.artefact import arch_record, write_arch_record
 from supernet.chain_model import ChainSuperNet
 from supernet.chain_space import ChainSpace
+from supernet.classes import prune_dead
 from supernet.evaluator import SubnetEvaluator
 from supernet.export import (
     load_network,

@@ -7,19 +7,11 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from predictor.fusion import (
-    agreement,
-    class_index,
-    class_representatives,
-    fuse,
-    fuse_weighted,
-    live_index,
-    normal_scores,
-    vote_columns,
-)
+from predictor.fusion import agreement, fuse, fuse_weighted, normal_scores, vote_columns
 from predictor.io import DataError, read_features
 from predictor.module import RidgePredictor, predictor_from_state
 from predictor.table import all_ops, cost_columns
+from supernet.classes import class_index, class_representatives, live_index
 from supernet.space import NB201Space
 
 SPACE = NB201Space()

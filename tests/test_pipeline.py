@@ -10,7 +10,7 @@ from hydra import initialize_config_dir
 
 from predictor.graph import edge_mask, full_edges
 from predictor.stages.pipeline import run
-from predictor.topk import class_key
+from supernet.classes import class_key
 from supernet.space import NB201Space
 from supernet.stages import retrain
 from tests.conftest import CONF, make_cfg

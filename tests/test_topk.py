@@ -10,15 +10,9 @@ import pytest
 
 from predictor.graph import edge_mask, full_edges
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
-from predictor.topk import (
-    class_key,
-    dedup_classes,
-    live_conv,
-    live_edges,
-    prune_dead,
-    sanity_warnings,
-)
+from predictor.topk import dedup_classes, sanity_warnings
 from supernet.chain_space import ChainSpace
+from supernet.classes import class_key, live_conv, live_edges, prune_dead
 from supernet.progress import Heartbeat, LogProgress
 from supernet.space import NB201Space
 

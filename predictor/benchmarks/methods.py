@@ -16,9 +16,10 @@ import torch
 from sklearn.kernel_ridge import KernelRidge
 
 from predictor.benchmarks.common import rank_metrics
-from predictor.fusion import fuse, live_index
+from predictor.fusion import fuse
 from predictor.module import RidgePredictor
 from predictor.table import all_ops, predict_all
+from supernet.classes import live_index
 from supernet.proxies.vote import rank_vote
 from supernet.space import SearchSpace
 

@@ -26,9 +26,9 @@ from predictor.benchmarks.common import (
     write_report,
 )
 from predictor.benchmarks.methods import Fitter, Signals, make_signals, methods, run_draw
-from predictor.fusion import class_index
 from predictor.io import read_features, read_samples
 from predictor.table import all_ops, cost_columns, predict_all
+from supernet.classes import class_index
 from supernet.space import SearchSpace
 
 METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "top10")

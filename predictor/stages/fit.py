@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.stats import kendalltau
 
 from predictor.budgets import read_latency_table
-from predictor.fusion import RULES, class_index, fuse_weighted, vote_columns
+from predictor.fusion import RULES, fuse_weighted, vote_columns
 from predictor.io import (
     DataError,
     atomic_write_json,
@@ -54,6 +54,7 @@ from predictor.table import (
     table_rows,
     write_table,
 )
+from supernet.classes import class_index
 from supernet.latency import LatencyTable
 from supernet.space import Arch, SearchSpace
 

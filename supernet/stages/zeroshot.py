@@ -19,7 +19,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from predictor.fusion import class_representatives
+from supernet.classes import class_representatives
 from supernet.progress import LogProgress
 from supernet.proxies import (
     ProxyContext,
