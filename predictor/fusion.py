@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from predictor.io import DataError
 from supernet.classes import live_index
 from supernet.space import SearchSpace
+from supernet.utils import DataError
 
 RULES = ("softmin", "mean")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -24,12 +23,9 @@ from typing import Any
 import numpy as np
 
 from supernet.space import Arch, SearchSpace
-from supernet.utils import (  # noqa: F401  (re-exported)
+from supernet.utils import (
     DataError,
-    atomic_write,
     decode_utf8,
-    file_sha256,
-    git_hash,
 )
 
 
@@ -222,45 +218,3 @@ def check_writable(paths: Iterable[str | Path]) -> None:
             ) from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise DataError(f"output {path}: folder {path.parent} is not writable")
-
-
-def atomic_write_csv(
-    path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> Path:
-    """Writes a CSV via a temporary file and `os.replace`."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-
-    return atomic_write(path, write)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Writes text via a temporary file and `os.replace`."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    return atomic_write(path, write)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """`torch.save` via a temporary file and `os.replace`."""
-    import torch
-
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_savefig(fig: Any, path: str | Path) -> Path:
-    """`matplotlib` figure to PNG via a temporary file and `os.replace`."""
-    return atomic_write(
-        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from predictor.budgets import BUDGETS, pareto_front
-from predictor.io import atomic_savefig
+from supernet.utils import atomic_savefig
 
 
 def _pyplot() -> Any:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictor.budgets import BUDGETS
-from predictor.io import DataError, read_table
+from predictor.io import read_table
 from predictor.table import TABLE_COLUMNS
 from supernet.latency import LatencyTable
 from supernet.space import Arch, SearchSpace
+from supernet.utils import DataError
 
 COST_COLUMNS = ("flops_M", "params_M")
 SEARCH_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M")

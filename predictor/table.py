@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from predictor.io import DataError, atomic_save, atomic_write_csv
 from predictor.module import GCNPredictor, RidgePredictor, predictor_from_state
 from supernet.space import Arch, SearchSpace, get_space
-from supernet.utils import load_checkpoint_file
+from supernet.utils import DataError, atomic_save, atomic_write_csv, load_checkpoint_file
 
 TABLE_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M", "acc", "count")
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from supernet.space import Arch, SearchSpace, get_space
-from supernet.utils import DataError, atomic_write_bytes, git_hash
+from supernet.utils import DataError, atomic_write_bytes, atomic_write_json, git_hash
 
 
 def project_version() -> str:
@@ -60,7 +60,7 @@ def write_arch_record(
     json_path: str | Path, record: Mapping[str, Any], yaml_path: str | Path | None = None
 ) -> None:
     """Writes the record as JSON (and YAML), each atomically."""
-    atomic_write_bytes(json_path, json.dumps(record, indent=2, default=str).encode())
+    atomic_write_json(json_path, record)
     if yaml_path is not None:
         plain = json.loads(json.dumps(record, default=str))  # lists, not tuples, for safe_dump
         atomic_write_bytes(yaml_path, yaml.safe_dump(plain, sort_keys=False).encode())

@@ -21,7 +21,7 @@ from torch import nn
 from supernet.chain_model import InvertedResidual
 from supernet.chain_space import parse_op
 from supernet.space import Arch, SearchSpace
-from supernet.utils import atomic_write_bytes
+from supernet.utils import atomic_write_json
 
 
 @dataclass
@@ -69,7 +69,7 @@ class LatencyTable:
         self.scale = float(raw @ ms / (raw @ raw))
 
     def save(self, path: str | Path) -> Path:
-        return atomic_write_bytes(path, json.dumps(asdict(self), indent=2).encode())
+        return atomic_write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import json
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,48 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def atomic_write_csv(
+    path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> Path:
+    """Writes a CSV via a temporary file and `os.replace`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Writes text via a temporary file and `os.replace`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save` via a temporary file and `os.replace`."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_savefig(fig: Any, path: str | Path) -> Path:
+    """`matplotlib` figure to PNG via a temporary file and `os.replace`."""
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    )
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -202,5 +245,5 @@ def write_run_info(
     """Writes `<stage>_run.json`: the resolved config, the git commit and anything in `extra`."""
     path = Path(output_dir) / f"{stage}_run.json"
     info = {"stage": stage, "git": git_hash(), "config": config, **extra}
-    atomic_write_bytes(path, json.dumps(info, indent=2, default=str).encode())
+    atomic_write_json(path, info)
     return path

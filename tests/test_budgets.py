@@ -18,10 +18,10 @@ from predictor.budgets import (
     read_latency_table,
     within_budgets,
 )
-from predictor.io import DataError
 from supernet.chain_space import ChainSpace
 from supernet.latency import LatencyTable
 from supernet.space import NB201Space
+from supernet.utils import DataError
 
 COSTS = {"flops_M": np.array([10.0, 20.0, 30.0]), "params_M": np.array([0.3, 0.2, 0.1])}
 

@@ -19,11 +19,12 @@ from omegaconf import DictConfig
 
 from predictor.budgets import pareto_front
 from predictor.fusion import fuse
-from predictor.io import DataError, read_samples
+from predictor.io import read_samples
 from predictor.stages import fit, query
 from predictor.table import cost_columns, load_checkpoint
 from supernet.classes import class_index, live_index
 from supernet.space import NB201Space
+from supernet.utils import DataError
 from tests.conftest import kill_when, make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,12 @@ import torch
 from scipy.stats import kendalltau
 
 from predictor.fusion import agreement, fuse, fuse_weighted, normal_scores, vote_columns
-from predictor.io import DataError, read_features
+from predictor.io import read_features
 from predictor.module import RidgePredictor, predictor_from_state
 from predictor.table import all_ops, cost_columns
 from supernet.classes import class_index, class_representatives, live_index
 from supernet.space import NB201Space
+from supernet.utils import DataError
 
 SPACE = NB201Space()
 NONE, SKIP, C1, C3, POOL = range(5)
@@ -78,7 +79,7 @@ def test_one_feature_row_per_class_is_enough(tmp_path) -> None:
             f.write(f"{SPACE.to_str(SPACE.from_index(int(i)))},{i}\n")
     names, values = read_features(path, SPACE, None, classes)
     assert names == ["wrcor"] and np.array_equal(values[:, 0], classes.astype(float))
-    from predictor.io import DataError
+    from supernet.utils import DataError
 
     with pytest.raises(DataError, match="every arch needs a row"):
         read_features(path, SPACE)  # without classes, a missing arch is refused as before

@@ -16,7 +16,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from predictor.io import DataError, read_samples, read_table
+from predictor.io import read_samples, read_table
 from predictor.stages import fit, query
 from predictor.stages import search as search_script
 from predictor.table import load_checkpoint, read_checkpoint
@@ -29,7 +29,7 @@ from supernet.stages import evaluate as evaluate_script
 from supernet.stages.evaluate import run as evaluate
 from supernet.stages.retrain import arch_string
 from supernet.stages.train import run as train
-from supernet.utils import _writer_tag, atomic_write_bytes, load_checkpoint_file
+from supernet.utils import DataError, _writer_tag, atomic_write_bytes, load_checkpoint_file
 from tests.conftest import make_cfg
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from predictor.budgets import BudgetError
-from predictor.io import DataError
 from predictor.scored import (
     ArchRows,
     read_scored,
@@ -21,6 +20,7 @@ from predictor.scored import (
 from predictor.shortlist import shortlist
 from supernet.chain_space import ChainSpace
 from supernet.space import NB201Space
+from supernet.utils import DataError
 
 SPACE = NB201Space()
 

@@ -15,12 +15,12 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from predictor import scored as scored_module
-from predictor.io import DataError
 from predictor.stages import fit, query, search
 from predictor.stages import pipeline as run_script
 from predictor.table import load_checkpoint
 from supernet.chain_space import ChainSpace
 from supernet.latency import LatencyTable
+from supernet.utils import DataError
 from tests.conftest import CONF, make_cfg
 
 SPACE = ChainSpace()

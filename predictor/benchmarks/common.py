@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from predictor.io import atomic_write_json, atomic_write_text, git_hash
 from supernet.space import SearchSpace
+from supernet.utils import atomic_write_json, atomic_write_text, git_hash
 
 TOP_FRACTION = 0.1  # "within the true top 10%"
 

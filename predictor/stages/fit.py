@@ -32,15 +32,7 @@ from scipy.stats import kendalltau
 
 from predictor.budgets import read_latency_table
 from predictor.fusion import RULES, fuse_weighted, vote_columns
-from predictor.io import (
-    DataError,
-    atomic_write_json,
-    check_writable,
-    file_sha256,
-    git_hash,
-    read_features,
-    read_samples,
-)
+from predictor.io import check_writable, read_features, read_samples
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.plots import plot_fit
 from predictor.table import (
@@ -57,6 +49,7 @@ from predictor.table import (
 from supernet.classes import class_index
 from supernet.latency import LatencyTable
 from supernet.space import Arch, SearchSpace
+from supernet.utils import DataError, atomic_write_json, file_sha256, git_hash
 
 
 @dataclass

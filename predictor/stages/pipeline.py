@@ -26,11 +26,11 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from predictor.io import atomic_write_text
 from predictor.stages import fit, query, search
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
 from supernet.progress import EpochProgress, Heartbeat, format_seconds
 from supernet.stages import evaluate, train
+from supernet.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 

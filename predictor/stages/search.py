@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from predictor.budgets import BudgetError, LatencyBudget, read_budgets, read_latency_table
-from predictor.io import DataError, atomic_write_csv, atomic_write_json, git_hash
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.scored import scored_from_search, search_csv_rows
 from predictor.search import EvolutionSearch, NoArchFits
@@ -25,7 +24,7 @@ from predictor.stages import query
 from predictor.table import load_fitted, predict_archs
 from supernet.latency import LatencyTable
 from supernet.space import Arch, SearchSpace
-from supernet.utils import check_count
+from supernet.utils import DataError, atomic_write_csv, atomic_write_json, check_count, git_hash
 
 
 def load_latency(cfg: DictConfig, space: SearchSpace) -> LatencyTable | None:

@@ -10,7 +10,6 @@ max_latency_ms=...` budgets on, and `search.py` takes it too.
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -20,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from supernet.latency import measure_network, measure_table
-from supernet.utils import atomic_write_bytes, git_hash, resolve_device
+from supernet.utils import atomic_write_json, git_hash, resolve_device
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -78,7 +77,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     table.calibrate(archs, measured)  # the saved table: the factor from every measured network
     report["scale"] = table.scale
     table.save(cfg.out)
-    atomic_write_bytes(cfg.check_out, json.dumps(report, indent=2).encode())
+    atomic_write_json(cfg.check_out, report)
     return {"table": table, "out": str(cfg.out), "report": report}
 
 

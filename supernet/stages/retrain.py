@@ -11,7 +11,6 @@ instead of training from scratch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from supernet.artefact import read_arch_record, resolve_arch, space_node
 from supernet.export import save_network
 from supernet.stages.train import run as train
-from supernet.utils import DataError, atomic_write_bytes, load_checkpoint_file
+from supernet.utils import DataError, atomic_write_json, load_checkpoint_file
 
 
 def arch_string(value: str) -> str:
@@ -87,7 +86,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
         state = load_checkpoint_file(result["ckpt_path"])["state_dict"]
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
         summary["model"] = save_network(net, out)
-    atomic_write_bytes(out / "retrain.json", json.dumps(summary, indent=2, default=str).encode())
+    atomic_write_json(out / "retrain.json", summary)
     return {**result, "summary": summary, "out": str(out / "retrain.json")}
 
 
