@@ -62,6 +62,11 @@ def test_vote_averages_ranks_over_the_archs_all_rankings_score():
     assert vote({"a": a, "b": b}) == {"x": 2.0, "y": 1.5, "z": 2.5}  # ranks (1,3), (2,1), (3,2)
 
 
+def test_refuses_proxies_without_wrcor(tmp_path):
+    with pytest.raises(ValueError, match=r"proxies=\['naswot'\]: the report ranks by wrcor"):
+        run(make_cfg("benchmark_nb201", tmp_path, ["proxies=[naswot]"]))
+
+
 def test_skips_without_truth_or_cifar10(tmp_path):
     assert "no truth given" in run(make_cfg("benchmark_nb201", tmp_path))["skipped"]
     truth = tmp_path / "truth.csv"

@@ -4,8 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import initialize_config_dir
 from hydra.utils import instantiate
 
+from predictor.stages import search
+from predictor.stages.pipeline import stage_config
+from supernet.proxies import PROXIES, get_proxy
+from supernet.stages import zeroshot
 from tests.conftest import CONF, make_cfg
 
 ENTRY_POINTS = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -102,3 +107,90 @@ def test_presets_mean_the_same_under_every_entry_point(entry, tmp_path):
     assert (digits.evaluator.num_archs, digits.evaluator.heldout_images) == (100, 400)
     cifar = make_cfg(entry, tmp_path, [*over, "data=cifar10"], tiny=False)
     assert (cifar.evaluator.num_archs, cifar.evaluator.heldout_images) == (200, 0)
+
+
+@pytest.mark.parametrize("proxy", options("proxies"))
+def test_every_proxy_option_builds_its_proxy(proxy, tmp_path):
+    """One file per proxy in conf/proxies/, selected as a list (`proxies=[wrcor,naswot]`): each
+    resolves to its function in the registry, in the order listed; `vote` ranks the others."""
+    listed = ["params", "flops", "vote"] if proxy == "vote" else [proxy]
+    cfg = make_cfg("zeroshot", tmp_path, [f"proxies=[{','.join(listed)}]"])
+    names, vote_of = zeroshot.plan(cfg)
+    if proxy == "vote":
+        assert (names, vote_of) == (["params", "flops"], ["params", "flops"])
+    else:
+        assert (names, vote_of) == ([proxy], []) and get_proxy(proxy) is PROXIES[proxy]
+    assert set(options("proxies")) == {*PROXIES, "vote"}  # every registered proxy has its file
+
+
+def test_proxies_default_and_order(tmp_path):
+    cfg = make_cfg("zeroshot", tmp_path, tiny=False)
+    assert zeroshot.plan(cfg) == (["wrcor", "naswot", "synflow", "params", "flops"], [])
+    assert (cfg.zeroshot.limit, cfg.zeroshot.batch_size, cfg.zeroshot.chunk) == (0, 64, 16)
+    cfg = make_cfg("zeroshot", tmp_path, ["proxies=[naswot,vote,wrcor]"])
+    assert zeroshot.plan(cfg) == (["naswot", "wrcor"], ["naswot", "wrcor"])
+
+
+@pytest.mark.parametrize("option", options("search"))
+def test_every_search_option_builds_its_search(option, tmp_path):
+    """The search group's settings reach the EvolutionSearch that nas-search builds."""
+    cfg = make_cfg("search", tmp_path, ["checkpoint=x", f"search={option}"], tiny=False)
+    space = instantiate(cfg.space)
+    built = search.build_search(cfg, space, lambda archs: [float(sum(a)) for a in archs])
+    evo = cfg.search
+    assert (built.population_size, built.parents) == (evo.population, evo.parents)
+    assert (built.mutate_prob, built.crossover_fraction) == (
+        evo.mutate_prob,
+        evo.crossover_fraction,
+    )
+    assert len(built.run(1)) >= evo.population
+
+
+def zero_shot_stage(entry: str, tmp_path: Path, over: list[str], tiny: bool = True):
+    """The config nas-zeroshot runs with, alone or as nas-bench-nb201's zero-shot stage."""
+    cfg = make_cfg(entry, tmp_path, over, tiny=tiny)
+    if entry == "zeroshot":
+        return cfg
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return stage_config(cfg, "zeroshot", {})
+
+
+@pytest.mark.parametrize("entry", ["zeroshot", "benchmark_nb201"])
+def test_zero_shot_presets_mean_the_same_under_every_entry_point(entry, tmp_path):
+    """debug=tiny scores 40 archs under nas-zeroshot run alone as under the NB201 benchmark (it
+    once reached only the benchmark's stage section: nas-zeroshot scored all 15,625)."""
+    tiny = zero_shot_stage(entry, tmp_path, [])
+    assert zeroshot.check_settings(tiny) == 40
+    assert len(zeroshot.listed_archs(tiny, instantiate(tiny.space), 40)) == 40
+    full = zero_shot_stage(entry, tmp_path, [], tiny=False)
+    assert (full.zeroshot.limit, full.zeroshot.batch_size, full.archs) == (0, 64, "all")
+    picked = zero_shot_stage(entry, tmp_path, ["proxies=[naswot,wrcor]", "zeroshot.limit=7"])
+    assert zeroshot.plan(picked) == (["naswot", "wrcor"], [])
+    assert picked.zeroshot.limit == 7
+    if entry == "benchmark_nb201":  # its report ranks by wrcor
+        assert zeroshot.plan(full) == (["wrcor"], [])
+
+
+def search_stage(entry: str, tmp_path: Path, over: list[str], tiny: bool = True):
+    """The config nas-search runs with, alone or as nas-run's search stage."""
+    if entry == "search":
+        return make_cfg(entry, tmp_path, ["checkpoint=x", *over], tiny=tiny)
+    cfg = make_cfg(entry, tmp_path, over, tiny=tiny)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return stage_config(cfg, "search", {})
+
+
+@pytest.mark.parametrize("entry", ["search", "run"])
+def test_search_presets_mean_the_same_under_every_entry_point(entry, tmp_path):
+    """The search's sizes have one home (the search group): debug=tiny's reach nas-search run
+    alone as they reach nas-run's search; top_k and budgets stay the stage's keys."""
+    tiny = search_stage(entry, tmp_path, [])
+    assert (tiny.search.population, tiny.search.parents, tiny.search.generations) == (16, 4, 3)
+    full = search_stage(entry, tmp_path, [], tiny=False)
+    assert (full.search.population, full.search.parents, full.search.generations) == (64, 16, 50)
+    assert (full.search.mutate_prob, full.search.crossover_fraction, full.top_k) == (0.1, 0.5, 10)
+    prefix = "search." if entry == "run" else ""
+    over = ["search.population=8", f"{prefix}top_k=3", f"{prefix}max_flops_M=2"]
+    picked = search_stage(entry, tmp_path, over)
+    assert (picked.search.population, picked.top_k, picked.max_flops_M) == (8, 3, 2)
+    assert "population" not in picked and "top_k" not in picked.search

@@ -31,7 +31,7 @@ FIT = [
     "predictor.hidden_channels=16",
     "predictor.num_layers=2",
 ]
-SEARCH = ["space=chain", "population=16", "parents=4", "generations=8"]
+SEARCH = ["space=chain", "search.population=16", "search.parents=4", "search.generations=8"]
 
 
 def accuracy(arch: tuple[int, ...]) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import MissingConfigException
 
 from supernet.space import NB201Space
 from supernet.stages.zeroshot import run
@@ -55,7 +56,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     full = tmp_path / "full.csv"
     zeroshot(tmp_path, full, f"archs={archs}", "proxies=[wrcor,params]")
     part = tmp_path / "part.csv"
-    zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]", "limit=4")
+    zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]", "zeroshot.limit=4")
     data = part.read_bytes()
     part.write_bytes(data[: len(data) - 9])  # killed while writing the 4th row
     r = zeroshot(tmp_path, part, f"archs={archs}", "proxies=[wrcor,params]")
@@ -87,10 +88,24 @@ def test_bad_arch_names_file_line_and_value(tmp_path: Path) -> None:
 
 
 def test_bad_proxy_names(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown proxy 'wrcorr'"):
+    """A proxy is an option of the proxies group: a misspelt one fails while composing, one with
+    no function in the registry (an entry added by hand) before anything runs."""
+    with pytest.raises(MissingConfigException, match="proxies/wrcorr"):
         zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcorr]")
+    with pytest.raises(ValueError, match="unknown proxy 'wrcorr'"):
+        zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcor]", "+zeroshot.proxies.wrcorr={}")
     with pytest.raises(ValueError, match="at least two"):
         zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[wrcor,vote]")
+    with pytest.raises(ValueError, match="at least one proxy"):
+        zeroshot(tmp_path, tmp_path / "z.csv", "proxies=[vote]")
+    with pytest.raises(ValueError, match=r"zeroshot.vote_of=\['naswot', 'wrcor'\]: \['naswot'\]"):
+        zeroshot(
+            tmp_path,
+            tmp_path / "z.csv",
+            "proxies=[wrcor,params,vote]",
+            "zeroshot.vote_of=[naswot,wrcor]",
+        )
+    assert not (tmp_path / "z.csv").exists()
 
 
 def test_shards_merge_to_the_single_process_file(tmp_path: Path) -> None:
@@ -113,16 +128,16 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     args = [
         "debug=tiny",
         "archs=all",
-        "limit=200",
+        "zeroshot.limit=200",
         "proxies=[wrcor]",
-        "chunk=1",
+        "zeroshot.chunk=1",
         f"out={out}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     kill_when("zeroshot.py", args, lambda: data_lines(out) >= 3)
     killed = read(out)
     assert 3 <= len(killed) < 200
-    r = zeroshot(tmp_path, out, "archs=all", "limit=200", "proxies=[wrcor]")
+    r = zeroshot(tmp_path, out, "archs=all", "zeroshot.limit=200", "proxies=[wrcor]")
     final = read(out)
     assert len(final) == 200 == len({row["arch"] for row in final})
     assert final[: len(killed)] == killed and r["scored"] == 200 - len(killed)

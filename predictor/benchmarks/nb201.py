@@ -4,7 +4,9 @@
         experiment=nb201_cifar10_gpu seeds=[0,1,2]
     nas-bench-nb201 truth=... container=... debug=tiny   # the same benchmark in minutes on a CPU
 
-(`python scripts/benchmark_nb201.py ...` in a checkout.) The truth (`arch,cifar10_test`) and the
+(`python scripts/benchmark_nb201.py ...` in a checkout.) Each stage gets the config it gets under its
+own command (`stage_config`): presets mean the same (debug=tiny scores 40 archs zero-shot, as
+`nas-zeroshot debug=tiny` does). The truth (`arch,cifar10_test`) and the
 CIFAR-10 container are inputs the user brings; without them the benchmark skips with a message.
 
 Per seed it decodes CIFAR-10 (once), trains the supernet, evaluates subnets, scores zero-shot proxies,
@@ -184,6 +186,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     Returns:
         the report, or `{"skipped": reason}` when the truth or CIFAR-10 is not given.
     """
+    if "wrcor" not in zeroshot.plan(cfg)[0]:  # the zero-shot stage's config: the proxies group
+        raise ValueError(
+            f"proxies={list(cfg.zeroshot.proxies)}: the report ranks by wrcor; list it"
+        )
     if skip := skipped(skip_reason(cfg)):
         return skip
     out = Path(cfg.paths.output_dir)

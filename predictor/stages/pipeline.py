@@ -45,6 +45,8 @@ SHARED = (
     "logger",
     "callbacks",
     "predictor",
+    "search",  # the search group (population...); the NB201 benchmark's stages read none of it
+    "zeroshot",  # the proxies group's node (proxies, limit...): nas-bench-nb201's zero-shot stage
 )
 STAGES = {
     "train": train.run,
@@ -61,17 +63,26 @@ def stage_config(
     cfg: DictConfig, stage: str, chain: dict[str, Any], shared: tuple[str, ...] = SHARED
 ) -> DictConfig:
     """conf/<stage>.yaml, then this run's shared groups, the stage's section (its non-null keys)
-    and the chained files. Needs an initialised Hydra (inside @hydra.main, or `hydra.initialize_config_dir`)."""
+    and the chained files. Needs an initialised Hydra (inside @hydra.main, or `hydra.initialize_config_dir`).
+
+    A section named as a shared group's node (run.yaml's `search`, the NB201 benchmark's
+    `zeroshot`) is both: the keys the stage's config has at its top level (`search.top_k`,
+    `zeroshot.archs`) are the section's, the rest (`search.population`) the group's."""
     base = compose(config_name=stage)
+    node = cfg.get(stage) or {}
+    both = stage in shared and stage in base
     with open_dict(base):
         for key in shared:
-            if key in base and key in cfg:
+            if key in base and key in cfg and key != stage:
                 base[key] = cfg[key]
+        group = [k for k in node if both and k not in base]
+        for key in group:  # each replaced, not merged: proxies=[wrcor] drops the other proxies
+            base[stage][key] = node[key]
         base.paths.output_dir = cfg.paths.output_dir
         base.paths.root_dir = cfg.paths.root_dir
         for key, value in chain.items():
             base[key] = value
-        section = {k: v for k, v in (cfg.get(stage) or {}).items() if v is not None}
+        section = {k: v for k, v in node.items() if v is not None and k not in group}
         merged = OmegaConf.merge(base, section)
     return merged
 

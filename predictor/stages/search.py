@@ -4,12 +4,17 @@ best ones as query.py shows them, handed over in memory (a table, the Pareto fro
 
     python scripts/search.py space=chain checkpoint=predictor.ckpt max_flops_M=50
     python scripts/search.py space=chain checkpoint=predictor.ckpt latency_table=latency.json \
-        max_latency_ms=5 generations=100 population=128 parents=32
+        max_latency_ms=5 search.generations=100 search.population=128 search.parents=32
+
+The search's own knobs (population, parents, generations, mutate_prob, crossover_fraction) are the
+`search` config group (conf/search/), the same under nas-search and nas-run; budgets and top_k are
+the stage's keys.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import hydra
@@ -48,6 +53,34 @@ def load_predictor(
     return load_fitted(cfg.checkpoint, space)
 
 
+def build_search(
+    cfg: DictConfig,
+    space: SearchSpace,
+    score: Callable[[list[Arch]], list[float]],
+    latency: LatencyTable | None = None,
+) -> EvolutionSearch:
+    """The `EvolutionSearch` of the search group (`cfg.search`: population, parents, mutate_prob,
+    crossover_fraction) under the stage's budgets, scoring with `score`."""
+    evo = cfg.search
+    budget = None
+    if cfg.max_latency_ms is not None:
+        budget = LatencyBudget(space, latency, float(cfg.max_latency_ms))  # type: ignore[arg-type]
+    return EvolutionSearch(
+        space,
+        score,
+        population_size=int(evo.population),
+        parents=int(evo.parents),
+        mutate_prob=float(evo.mutate_prob),
+        crossover_fraction=float(evo.crossover_fraction),
+        max_flops_M=cfg.max_flops_M,
+        max_params_M=cfg.max_params_M,
+        constraint=budget,
+        input_shape=tuple(cfg.input_shape),
+        num_classes=int(cfg.num_classes),
+        seed=int(cfg.seed),
+    )
+
+
 def evolve(
     cfg: DictConfig,
     space: SearchSpace,
@@ -55,7 +88,8 @@ def evolve(
     u_all: torch.Tensor | None,
     latency: LatencyTable | None,
 ) -> list[tuple[Arch, float]]:
-    """The evolutionary search under the budgets of `cfg`: every (arch, score) scored, best first.
+    """The evolutionary search under the budgets of `cfg`, `search.generations` long: every
+    (arch, score) scored, best first.
 
     Raises:
         BudgetError: when no arch meets the budgets.
@@ -65,25 +99,8 @@ def evolve(
     def score(archs: list[Arch]) -> list[float]:
         return predict_archs(predictor, space, archs, u_all, batch).tolist()
 
-    budget = None
-    if cfg.max_latency_ms is not None:
-        budget = LatencyBudget(space, latency, float(cfg.max_latency_ms))  # type: ignore[arg-type]
-    search = EvolutionSearch(
-        space,
-        score,
-        population_size=int(cfg.population),
-        parents=int(cfg.parents),
-        mutate_prob=float(cfg.mutate_prob),
-        crossover_fraction=float(cfg.crossover_fraction),
-        max_flops_M=cfg.max_flops_M,
-        max_params_M=cfg.max_params_M,
-        constraint=budget,
-        input_shape=tuple(cfg.input_shape),
-        num_classes=int(cfg.num_classes),
-        seed=int(cfg.seed),
-    )
     try:
-        return search.run(int(cfg.generations))
+        return build_search(cfg, space, score, latency).run(int(cfg.search.generations))
     except NoArchFits as err:
         raise BudgetError(str(err)) from None
 
@@ -101,8 +118,9 @@ def run(cfg: DictConfig) -> dict:
         BudgetError: when no arch meets the budgets.
     """
     start = time.perf_counter()
-    for key, least in (("population", 2), ("parents", 1), ("generations", 0), ("top_k", 1)):
-        check_count(key, cfg[key], least)
+    for key, least in (("population", 2), ("parents", 1), ("generations", 0)):
+        check_count(f"search.{key}", cfg.search[key], least)
+    check_count("top_k", cfg.top_k, 1)
     read_budgets(cfg)  # a bad budget fails before the checkpoint is read
     space = hydra.utils.instantiate(cfg.space)
     predictor, ckpt = load_predictor(cfg, space)

@@ -1,5 +1,8 @@
 """Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|classes|FILE out=FILE proxies=[...]`.
 
+Which proxies and how (zeroshot.limit, vote_of, batch_size, chunk) is the `zeroshot` node of the
+proxies config group (conf/proxies/), the same under nas-zeroshot and nas-bench-nb201.
+
 Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
 initialised once from the seed (see `supernet.proxies.build_scoring_net`). Rows go to `out` as they are
 scored; a rerun skips the archs already there and redoes a line cut short by a kill.
@@ -43,17 +46,27 @@ log = logging.getLogger(__name__)
 
 
 def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
-    """(per-arch proxies, proxies voted on); unknown names raise before anything runs."""
-    proxies = [str(p) for p in cfg.proxies]
+    """(per-arch proxies, proxies voted on) of `cfg.zeroshot`, the node the proxies group builds
+    (`proxies=[wrcor,naswot,vote]` selects conf/proxies/<name>.yaml, in that order); unknown names
+    raise before anything runs."""
+    zs = cfg.zeroshot
+    proxies = [str(p) for p in (zs.get("proxies") or {})]
     names = [p for p in proxies if p != "vote"]
+    if not names:
+        raise ValueError(
+            f"proxies={proxies}: expected at least one proxy to score (conf/proxies/: "
+            "wrcor naswot synflow params flops, and vote)"
+        )
     for n in names:
         get_proxy(n)
-    vote_of = [str(p) for p in cfg.vote_of] if cfg.get("vote_of") else []
+    vote_of = [str(p) for p in zs.vote_of] if zs.get("vote_of") else []
     if "vote" in proxies and not vote_of:
         vote_of = names
     bad = [p for p in vote_of if p not in names]
     if bad:
-        raise ValueError(f"vote_of={vote_of}: {bad} not among the proxies scored ({names})")
+        raise ValueError(
+            f"zeroshot.vote_of={vote_of}: {bad} not among the proxies scored ({names})"
+        )
     if vote_of and len(vote_of) < 2:
         raise ValueError(f"a vote needs at least two proxies, got {vote_of}")
     return names, vote_of
@@ -95,7 +108,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data = instantiate(cfg.data, device="cpu")
     data.setup()
     x_train, y_train = data.splits["train"]
-    x, y = fixed_batch(x_train, y_train, data.mean, data.std, cfg.batch_size, cfg.seed, device)
+    zs = cfg.zeroshot
+    x, y = fixed_batch(x_train, y_train, data.mean, data.std, zs.batch_size, cfg.seed, device)
     net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
     ctx = ProxyContext(space, data.input_shape, data.num_classes)
     columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
@@ -106,7 +120,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     bar = bool(cfg.progress) and sys.stdout.isatty()
     done = len(archs) - len(todo)
     with LogProgress("zero-shot scores", len(archs), log, done, bar=bar) as progress:
-        for chunk in score_archs(net, todo, x, y, names, ctx, chunk=cfg.chunk):
+        for chunk in score_archs(net, todo, x, y, names, ctx, chunk=zs.chunk):
             for arch, scores in chunk:
                 row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
                 out.append({**row, "vote": ""} if vote_of else row)
@@ -127,15 +141,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_settings(cfg: DictConfig) -> int:
-    """Checks the counts before anything runs; returns `limit` (0: every listed arch)."""
+    """Checks the counts before anything runs; returns `zeroshot.limit` (0: every listed arch)."""
+    zs = cfg.zeroshot
     # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
     check_count(
-        "batch_size", cfg.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
+        "zeroshot.batch_size", zs.batch_size, 2, "images of the fixed scoring batch; WRCor uses 64"
     )
-    check_count("chunk", cfg.chunk, 1)
+    check_count("zeroshot.chunk", zs.chunk, 1)
     check_count("shard", cfg.shard, 0)
     check_count("num_shards", cfg.num_shards, 1)
-    return check_count("limit", cfg.limit, 0, "score the first N archs of the list; 0: all")
+    return check_count(
+        "zeroshot.limit", zs.limit, 0, "score the first N archs of the list; 0: all"
+    )
 
 
 def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
