@@ -148,7 +148,9 @@ class ChainSpace(SearchSpace):
         )
         tokens = arch_str.strip().split("|") if isinstance(arch_str, str) else []
         if len(tokens) != self.num_decisions:
-            raise ValueError(f"chain: malformed arch string {arch_str!r}; expected {expected}")
+            raise ValueError(
+                f"chain: malformed arch string {ascii(arch_str)}; expected {expected}"
+            )
         for op in tokens:
             if op not in self.ops:
                 raise ValueError(
@@ -159,7 +161,9 @@ class ChainSpace(SearchSpace):
         try:
             return self.check(arch)
         except ValueError as e:
-            raise ValueError(f"chain: arch string {arch_str!r}: {e}; expected {expected}") from e
+            raise ValueError(
+                f"chain: arch string {ascii(arch_str)}: {e}; expected {expected}"
+            ) from e
 
     def to_str(self, arch: Arch) -> str:
         return "|".join(self.ops[a] for a in self.check(arch))

@@ -150,7 +150,9 @@ class DeviceLoader:
     """Batches of one split, kept on one device; shuffling and augmentation happen there too.
 
     Each epoch's order, crops and flips come from a generator seeded by (seed, epoch), so an epoch is
-    the same whether training ran straight through or resumed from a checkpoint.
+    the same whether training ran straight through or resumed from a checkpoint. The loader is
+    stateful for Lightning (`state_dict`: the epoch and the batches it has handed out), so a resume
+    from a checkpoint saved mid-epoch (Ctrl-C) carries on with the epoch's next batch.
 
     Args:
         x: uint8 images `(N, C, H, W)`, already on the target device.
@@ -188,9 +190,23 @@ class DeviceLoader:
         self.batch_size, self.shuffle, self.pad, self.flip = batch_size, shuffle, pad, flip
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
         self.rank, self.world_size = rank, world_size
+        self.served = 0  # batches of this epoch handed out so far
+        self._skip: dict[str, int] | None = None  # where a restored epoch resumes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the epoch stands: plain ints, stored in Lightning's checkpoint."""
+        return {"epoch": self.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """The next iteration of epoch `state["epoch"]` starts after its `served` batches.
+
+        The epoch is restored too: Lightning does not call `on_train_epoch_start` (which sets it)
+        again for an epoch resumed in its middle."""
+        self.epoch = int(state["epoch"])
+        self._skip = {"epoch": self.epoch, "served": int(state["served"])}
 
     def __len__(self) -> int:
         n = len(self.x) // self.world_size
@@ -209,7 +225,11 @@ class DeviceLoader:
         flips = flips[share] if flips is not None else None
         shifts = shifts.to(dev) if shifts is not None else None
         flips = flips.to(dev) if flips is not None else None
-        for b in range(len(self)):
+        skip, self._skip = self._skip, None
+        start = skip["served"] if skip and skip["epoch"] == self.epoch else 0
+        self.served = start
+        for b in range(start, len(self)):
+            self.served = b + 1
             sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
             idx = order[sl]
             x = self.x[idx].float()

@@ -64,7 +64,9 @@ class NB201Space(SearchSpace):
         expected = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in " + ", ".join(self.ops)
         match = self._arch_re.fullmatch(arch_str.strip()) if isinstance(arch_str, str) else None
         if match is None:
-            raise ValueError(f"nb201: malformed arch string {arch_str!r}; expected {expected}")
+            raise ValueError(
+                f"nb201: malformed arch string {ascii(arch_str)}; expected {expected}"
+            )
         for op in match.groups():
             if op not in self.ops:
                 raise ValueError(

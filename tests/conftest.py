@@ -41,22 +41,52 @@ def nb201_csv() -> Path:
     return NB201_CSV
 
 
+def run_until(
+    script: str, args: list[str], ready: Callable[[], bool], timeout: float, **popen
+) -> tuple[subprocess.Popen, float]:
+    """Starts `python scripts/<script> args...` and waits until `ready()`, its end, or `timeout`;
+    returns the process and the deadline."""
+    cmd = [sys.executable, str(ROOT / "scripts" / script), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, **popen)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    return proc, deadline
+
+
 def kill_when(
     script: str, args: list[str], ready: Callable[[], bool], timeout: float = 180
 ) -> None:
     """Runs `python scripts/<script> args...` and SIGKILLs it (and its children) once `ready()`."""
-    cmd = [sys.executable, str(ROOT / "scripts" / script), *args]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(0.1)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc, _ = run_until(script, args, ready, timeout, start_new_session=True, **quiet)
     finished = proc.poll() is not None
     if not finished:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not finished, f"{script} ended before it could be killed: {cmd}"
+    assert not finished, f"{script} ended before it could be killed: {proc.args}"
+
+
+def signal_when(
+    script: str,
+    args: list[str],
+    ready: Callable[[], bool],
+    sig: int = signal.SIGINT,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """Runs `python scripts/<script> args...`, sends `sig` to it (the process alone, as `kill`
+    would) once `ready()`, and returns how it ended: exit code and captured output. With a
+    `ready` that never holds, it simply runs the script to its end."""
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc, deadline = run_until(script, args, ready, timeout, **pipes)
+    if proc.poll() is None and time.time() < deadline:
+        proc.send_signal(sig)
+    try:
+        stdout, stderr = proc.communicate(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def data_lines(path: Path) -> int:

@@ -24,7 +24,7 @@ from supernet import evaluator
 from supernet.data import load_cifar10
 from supernet.module import load_supernet
 from supernet.results import ResultsCSV
-from supernet.space import NB201Space
+from supernet.space import ChainSpace, NB201Space
 from supernet.stages import evaluate as evaluate_script
 from supernet.stages.evaluate import run as evaluate
 from supernet.stages.retrain import arch_string
@@ -362,6 +362,14 @@ def test_look_alike_op_names_are_shown_escaped():
     fake = GOOD.replace("nor_conv_1x1", "nor_\u0441onv_1x1")  # Cyrillic es
     with pytest.raises(ValueError, match=r"nor_\\u0441onv_1x1"):
         SPACE.parse(fake)
+    with pytest.raises(ValueError, match=r"malformed arch string .*\\u2223"):  # a divides sign
+        SPACE.parse(GOOD.replace("|", "\u2223", 1))
+    chain = ChainSpace()
+    good = chain.to_str(chain.from_index(0))
+    with pytest.raises(ValueError, match=r"unknown op 'ir_k3_\\u0435\d'"):  # Cyrillic ie
+        chain.parse(good.replace("_e", "_\u0435", 1))
+    with pytest.raises(ValueError, match=r"malformed arch string .*\\u2223"):
+        chain.parse(good.replace("|", "\u2223", 1))
 
 
 # ---- training: resume, signals, logs -----------------------------------------------------------

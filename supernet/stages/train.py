@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from supernet.interrupt import InterruptCheckpoint
 from supernet.module import check_resume
 from supernet.utils import check_count, write_run_info
 
@@ -26,8 +29,8 @@ def run(
         FileNotFoundError: `ckpt_path` does not exist.
         DataError: a bad count, a corrupt or foreign checkpoint, or a resume whose restored
             learning-rate schedule would not fit `trainer.max_epochs`.
-        SystemExit: code 143 when SIGTERM (a cluster's time limit) stopped training, after
-            saying which checkpoint to resume from.
+        SystemExit: code 143 when SIGTERM (a cluster's time limit) stopped training, 130 when
+            Ctrl-C (SIGINT) did, after saying which checkpoint to resume from.
     """
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist; expected a last.ckpt")
@@ -47,17 +50,7 @@ def run(
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     out = Path(cfg.paths.output_dir)
     write_run_info(out, "train", OmegaConf.to_container(cfg, resolve=True))
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    except SIGTERMException:  # Lightning's is a SystemExit with code 0: a chain would carry on
-        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
-        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved yet"
-        print(
-            f"error: training stopped by SIGTERM in epoch {trainer.current_epoch} of "
-            f"{max_epochs}; {where}",
-            file=sys.stderr,
-        )
-        raise SystemExit(143) from None
+    fit(trainer, module, datamodule, cfg.ckpt_path, max_epochs)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0] if test else {}
     ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
@@ -68,6 +61,52 @@ def run(
         "output_dir": str(out),
         "bad_steps": module.bad_steps,
     }
+
+
+def fit(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    ckpt_path: str | None,
+    max_epochs: int,
+) -> None:
+    """`trainer.fit`, with a stop by a signal turned into a non-zero exit that says where to
+    resume (Lightning's exit codes are 0 for SIGTERM and 1 for Ctrl-C).
+
+    Raises:
+        SystemExit: 143 after SIGTERM, 130 after Ctrl-C.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:  # Lightning's is a SystemExit with code 0: a chain would carry on
+        stopped(trainer, "SIGTERM", 143, max_epochs, ckpt_path)
+    except SystemExit:  # Lightning's answer to KeyboardInterrupt, after its on_exception hooks
+        if not trainer.interrupted:
+            raise
+        stopped(trainer, "Ctrl-C (SIGINT)", 130, max_epochs, ckpt_path)
+    finally:
+        if main:  # Lightning ignores SIGINT from its first one on; Ctrl-C works again after
+            signal.signal(signal.SIGINT, sigint)
+
+
+def stopped(
+    trainer: pl.Trainer, why: str, code: int, max_epochs: int, resumed: str | None
+) -> None:
+    """Says which checkpoint resumes training stopped by `why`, then exits with `code`: the
+    interrupted epoch's checkpoint (Ctrl-C), else this run's last.ckpt, else the one it resumed
+    from."""
+    saved = [c.saved for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.saved]
+    last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+    ckpt = str(saved[0]) if saved else last or resumed
+    where = f"resume with ckpt_path={ckpt}" if ckpt else "no checkpoint was saved yet"
+    print(
+        f"error: training stopped by {why} in epoch {trainer.current_epoch} of {max_epochs} "
+        f"(step {trainer.global_step}); {where}",
+        file=sys.stderr,
+    )
+    raise SystemExit(code) from None
 
 
 def keep_csv_history(loggers: list[Any]) -> list[Path]:
