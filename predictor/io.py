@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -23,10 +24,7 @@ from typing import Any
 import numpy as np
 
 from supernet.space import Arch, SearchSpace
-from supernet.utils import (
-    DataError,
-    decode_utf8,
-)
+from supernet.utils import DataError, decode_utf8, file_sha256
 
 
 def _open_rows(
@@ -218,3 +216,46 @@ def check_writable(paths: Iterable[str | Path]) -> None:
             ) from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise DataError(f"output {path}: folder {path.parent} is not writable")
+
+
+FIT_RECORD = "fit.json"  # nas-fit's provenance record: removed before it writes, written last
+
+
+def output_digest(path: str | Path) -> dict[str, str]:
+    """What `fit.json` records of one output: its file name and sha256."""
+    return {"file": Path(path).name, "sha256": file_sha256(path)}
+
+
+def check_fit_record(path: str | Path, role: str, required: bool) -> None:
+    """Refuses a fit output (`role`: `table` or `checkpoint`) that the `fit.json` beside it does
+    not vouch for. nas-fit removes that record before it writes anything and writes it last, with
+    each output's digest: without it the fit stopped partway (refused when `required`), and a
+    digest that differs means the file is not what that fit wrote (always refused). Records of
+    older versions, without digests, are taken as they are.
+
+    Raises:
+        DataError: naming the file, the record and what to do.
+    """
+    path = Path(path)
+    record_path = path.parent / FIT_RECORD
+    if not record_path.is_file():
+        if required:
+            raise DataError(
+                f"{path}: no {FIT_RECORD} beside it, so the fit that wrote it did not finish "
+                f"(rerun nas-fit) or the file was moved without it (copy {FIT_RECORD} along, or "
+                "pass require_record=false)"
+            )
+        return
+    try:
+        digests = json.loads(record_path.read_text()).get("outputs") or {}
+    except (ValueError, AttributeError) as err:  # JSON or UTF-8 errors; a record not an object
+        raise DataError(f"{record_path}: not a record of nas-fit ({err})") from None
+    digest = digests.get(role)
+    if digest is None:
+        return
+    if digest.get("file") != path.name or digest.get("sha256") != file_sha256(path):
+        raise DataError(
+            f"{path}: not the {role} that {record_path} records ({digest.get('file')}, sha256 "
+            f"{str(digest.get('sha256'))[:12]}...): changed after the fit, or written by another "
+            "run; rerun nas-fit"
+        )

@@ -382,3 +382,24 @@ def test_same_seed_same_table(tmp_path: Path) -> None:
         )
         tables.append(Path(fit.run(cfg)["table"]).read_bytes())
     assert tables[0] == tables[1]
+
+
+def test_query_takes_only_the_table_its_fit_json_vouches_for(tmp_path: Path) -> None:
+    """nas-fit writes fit.json last with its outputs' digests: a table left by a fit that did not
+    finish (no record), or changed since (another digest), is refused, exit 2 like bad input."""
+    samples = write_samples(tmp_path / "s.csv")
+    out = fit.run(compose_cfg("fit", tmp_path, [f"samples={samples}", "predictor=ridge"]))
+    table, record = Path(out["table"]), Path(out["table"]).parent / "fit.json"
+    outputs = json.loads(record.read_text())["outputs"]
+    assert outputs["table"]["file"] == "table.csv" and len(outputs["checkpoint"]["sha256"]) == 64
+    query.run(compose_cfg("query", tmp_path / "q1", [f"table={table}"]))
+    lines = table.read_text().splitlines(keepends=True)
+    first = lines[1].split(",")
+    lines[1] = ",".join([first[0], first[1], str(float(first[2]) + 1), *first[3:]])
+    table.write_text("".join(lines))  # one score edited by hand
+    with pytest.raises(DataError, match="not the table that .*fit.json records"):
+        query.run(compose_cfg("query", tmp_path / "q2", [f"table={table}"]))
+    record.unlink()  # what a fit killed between the table and its record leaves
+    with pytest.raises(DataError, match="no fit.json beside it"):
+        query.run(compose_cfg("query", tmp_path / "q3", [f"table={table}"]))
+    query.run(compose_cfg("query", tmp_path / "q4", [f"table={table}", "require_record=false"]))

@@ -429,7 +429,7 @@ def test_non_numeric_budgets_and_bad_search_counts_are_named(tmp_path):
     cfg = make_cfg("query", tmp_path, [f"table={table}", "max_flops_M=abc"], tiny=False)
     with pytest.raises(DataError, match="max_flops_M='abc': expected a finite number"):
         query.run(cfg)
-    for bad in ("population=0", "generations=-1", "top_k=0", "max_params_M=lots"):
+    for bad in ("search.population=0", "search.generations=-1", "top_k=0", "max_params_M=lots"):
         cfg = make_cfg("search", tmp_path, ["checkpoint=none.ckpt", bad])
         with pytest.raises(DataError, match=bad.split("=")[0]):
             search_script.run(cfg)

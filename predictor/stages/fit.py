@@ -32,7 +32,7 @@ from scipy.stats import kendalltau
 
 from predictor.budgets import read_latency_table
 from predictor.fusion import RULES, fuse_weighted, vote_columns
-from predictor.io import check_writable, read_features, read_samples
+from predictor.io import check_writable, output_digest, read_features, read_samples
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.plots import plot_fit
 from predictor.table import (
@@ -208,7 +208,11 @@ def run(cfg: DictConfig) -> dict:
     rows = write_lookup_table(cfg, space, inputs, fitted) if fitted.scores is not None else []
     plot_fit(cfg.plot, inputs.acc, fitted.train_pred, fit_title(fitted.metrics))
     metrics = {**fitted.metrics, "fit/total_s": time.perf_counter() - start}
+    outputs = {"checkpoint": output_digest(cfg.checkpoint)}
+    if fitted.scores is not None:
+        outputs["table"] = output_digest(cfg.table)
     record = {"metrics": metrics, "config": config, "git": git, "samples_sha256": sha}
+    record["outputs"] = outputs  # readers check their file against it (check_fit_record)
     atomic_write_json(cfg.metrics, {**record, "hash": config_hash(sha, config)})
     return {
         "metrics": metrics,

@@ -24,9 +24,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from predictor.budgets import BudgetError, read_budgets  # noqa: F401  (query.BudgetError)
+from predictor.io import check_fit_record
 from predictor.plots import plot_pareto
 from predictor.scored import Scored, read_scored
 from predictor.shortlist import Shortlist, shortlist
+from predictor.table import TABLE_COLUMNS
 from supernet.artefact import arch_record, write_arch_record
 from supernet.space import SearchSpace
 from supernet.utils import check_count, write_run_info
@@ -48,7 +50,10 @@ def run(cfg: DictConfig) -> dict:
     space = hydra.utils.instantiate(cfg.space)
     shape, num_classes = tuple(cfg.input_shape), int(cfg.num_classes)
     sc, higher = str(cfg.score_column), bool(cfg.higher_is_better)
-    return answer(cfg, space, read_scored(str(cfg.table), space, sc, higher, shape, num_classes))
+    scored = read_scored(str(cfg.table), space, sc, higher, shape, num_classes)
+    if scored.header[: len(TABLE_COLUMNS)] == list(TABLE_COLUMNS):  # a lookup table of nas-fit
+        check_fit_record(cfg.table, "table", bool(cfg.get("require_record", True)))
+    return answer(cfg, space, scored)
 
 
 def answer(cfg: DictConfig, space: SearchSpace, scored: Scored) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -22,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from predictor.budgets import BudgetError, LatencyBudget, read_budgets, read_latency_table
+from predictor.io import check_fit_record
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.scored import scored_from_search, search_csv_rows
 from predictor.search import EvolutionSearch, NoArchFits
@@ -49,7 +51,9 @@ def load_predictor(
     cfg: DictConfig, space: SearchSpace
 ) -> tuple[GCNPredictor | RidgePredictor, dict]:
     """The fitted predictor of `checkpoint=` and its checkpoint, refused when fitted on another
-    layout (`predictor.table.load_fitted`)."""
+    layout (`predictor.table.load_fitted`), or not the one the `fit.json` beside it records."""
+    if Path(str(cfg.checkpoint)).is_file():
+        check_fit_record(cfg.checkpoint, "checkpoint", required=False)
     return load_fitted(cfg.checkpoint, space)
 
 
