@@ -61,7 +61,7 @@ def test_tiny_run_writes_every_proxy_and_seed(tmp_path: Path) -> None:
         "seeds=[0,1]",
         "proxies=[params,flops,wrcor]",
         "extra_seed_proxies=[params,wrcor]",
-        "batch_size=8",
+        "zeroshot.batch_size=8",
         "device=cpu",
     ]
     cfg = make_cfg("benchmark_zeroshot", tmp_path, overrides)  # debug=tiny: C=4, N=1

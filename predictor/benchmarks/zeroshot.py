@@ -113,7 +113,7 @@ class Bench:
         self.result: dict[str, Any] = {
             "n_archs": len(self.archs),
             "space": {"C": self.space.C, "N": self.space.N},
-            "batch_size": int(cfg.batch_size),
+            "batch_size": int(cfg.zeroshot.batch_size),
             "seeds": {},
         }
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ class Bench:
         x_train, y_train = self.data.splits["train"]
         mean, std = self.data.mean, self.data.std
         batch = fixed_batch(
-            x_train, y_train, mean, std, int(self.cfg.batch_size), seed, self.device
+            x_train, y_train, mean, std, int(self.cfg.zeroshot.batch_size), seed, self.device
         )
         net = build_scoring_net(self.space, CLASSES, IMAGE[0], seed, self.device)
         ctx = ProxyContext(self.space, IMAGE, CLASSES)
@@ -176,7 +176,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     bench = Bench(cfg)
     extra = cfg.extra_seed_proxies
     for k, seed in enumerate(cfg.seeds):
-        bench.seed(int(seed), list(cfg.proxies if k == 0 or extra is None else extra))
+        bench.seed(int(seed), list(cfg.zeroshot.proxies if k == 0 or extra is None else extra))
         bench.save()
     return bench.save(markdown(bench.result))
 
