@@ -29,6 +29,7 @@ from supernet.proxies.common import (
     group_by_size,
     logdet_ridge,
     recorder_for,
+    weights_frozen,
     workspace_for,
 )
 from supernet.proxies.registry import ProxyContext, register_proxy
@@ -90,15 +91,19 @@ def wrcor_matrix(
         x `(B, C, H, W)`, y `(B,)` -> K `(B, B)` float64.
     """
     rec = recorder_for(net, ctx.cache)
-    with torch.enable_grad(), rec.record() as records:
+    # Responses carry gradients through the input, not the weights: what depends on the batch
+    # requires a gradient, a response of a dead node (a constant) still does not.
+    x = x.detach().requires_grad_()
+    with torch.enable_grad(), weights_frozen(net), rec.record() as records:
         loss = F.cross_entropy(net(x, arch), y)
         levels = [lvl for lvl, _ in records]
         acts = [a for _, a in records]
         # Only the responses' gradients are asked for: no weight gradient is computed or stored. A
         # constant input (a conv on a dead node) or an op whose output is unused has zero gradient.
-        live = [a for a in acts if a.requires_grad]
+        # A loss that does not depend on the batch (a network cut from its input) gives none.
+        live = [a for a in acts if a.requires_grad] if loss.requires_grad else []
         found = iter(torch.autograd.grad(loss, live, allow_unused=True) if live else ())
-    grads = [next(found) if a.requires_grad else None for a in acts]
+    grads = [next(found) if a.requires_grad and live else None for a in acts]
     grads = [torch.zeros_like(a) if g is None else g for a, g in zip(acts, grads)]
     weights = [2.0**lvl for lvl in levels]
     ws = workspace_for(x.device, ctx.cache)
