@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from scipy.stats import kendalltau
+from sklearn.linear_model import Ridge
 from torch import nn
 
 from predictor.model import GCN
@@ -280,7 +281,8 @@ class GCNPredictor:
 
 class RidgePredictor:
     """Ridge regression on one-hot ops (plus `u`): the linear baseline, and with `prune` the
-    default smoother of real supernet accuracies.
+    default smoother of real supernet accuracies. `sklearn.linear_model.Ridge` fits it; the
+    checkpoint keeps one weight vector `w` (intercept first), so it predicts without scikit-learn.
 
     With `prune`, each arch enters as what it computes: dead ops (off every input -> output path)
     become `none`, so archs that differ only on dead edges get one prediction. On a real few-shot
@@ -315,10 +317,12 @@ class RidgePredictor:
         y = y.double()
         self.y_mean, self.y_std = float(y.mean()), float(y.std()) or 1.0
         self.u_channels = 0 if u is None else u.size(1)
-        X = self._design(ops, u)
-        reg = self.hparams["alpha"] * torch.eye(X.size(1), dtype=torch.double)
-        reg[0, 0] = 0.0  # no penalty on the intercept
-        self.w = torch.linalg.solve(X.T @ X + reg, X.T @ ((y - self.y_mean) / self.y_std))
+        X = self._design(ops, u)[:, 1:].numpy()  # scikit-learn fits the intercept, unpenalised
+        target = ((y - self.y_mean) / self.y_std).numpy()
+        ridge = Ridge(alpha=self.hparams["alpha"], solver="cholesky").fit(X, target)
+        # stored as before: the intercept first, then one weight per design column
+        intercept = torch.tensor([ridge.intercept_], dtype=torch.double)
+        self.w = torch.cat([intercept, torch.from_numpy(ridge.coef_).double()])
         return {}
 
     def predict(

@@ -3,16 +3,24 @@
 Each is `@hydra.main` around a stage module's `run(cfg)` and `report(cfg, result)`, with the configs
 that ship inside the package (`conf/` of the source tree, installed as the `nas_conf` package). Bad
 input (`DataError`, a missing file) is one line on stderr and exit code 2.
+
+Before the stage runs, the config's `extras` node (conf/extras/default.yaml, as
+lightning-hydra-template's) prints the config tree and drops known warnings. Under a
+hyper-parameter search (conf/hparams_search/), the command returns the value of the config's
+`optimized_metric` from the stage's metrics, which is what the sweeper minimises or maximises.
 """
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from supernet.noise import silence_known_noise
 from supernet.stages import evaluate as _evaluate
@@ -31,16 +39,77 @@ def command(config_name: str, stage: ModuleType) -> Callable[[], None]:
     runs `stage.run(cfg)`, then `stage.report(cfg, result)`."""
 
     @hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")
-    def main(cfg: DictConfig) -> None:
-        silence_known_noise()
+    def main(cfg: DictConfig) -> float | None:
+        apply_extras(cfg)
         try:
             result = stage.run(cfg)
+            value = optimized_value(cfg.get("optimized_metric"), result)
         except (DataError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         stage.report(cfg, result)
+        return value
 
     return main
+
+
+def apply_extras(cfg: DictConfig) -> None:
+    """The config's `extras` node: `ignore_warnings` (default true) drops the known messages no
+    user can act on; `print_config` prints the composed config as a rich tree."""
+    extras = cfg.get("extras") or {}
+    if extras.get("ignore_warnings", True):
+        silence_known_noise()
+    if extras.get("print_config", False):
+        print_config_tree(cfg)
+
+
+def print_config_tree(cfg: DictConfig) -> None:
+    """The config as a rich tree: a leaf per top-level value, a branch with its YAML per group,
+    resolved where it can be (a required `???` value or an interpolation that fails is shown as
+    written; the stage reports it)."""
+    from rich import print as rich_print
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    for key in cfg:
+        first, *rest = config_text(cfg, str(key)).rstrip().splitlines()
+        if rest:
+            tree.add(first).add(Syntax(textwrap.dedent("\n".join(rest)), "yaml"))
+        else:
+            tree.add(first)
+    rich_print(tree)
+
+
+def config_text(cfg: DictConfig, key: str) -> str:
+    """`{key: cfg[key]}` as YAML, resolved if it can be."""
+    if OmegaConf.is_missing(cfg, key):
+        return f"{key}: ???"
+    try:
+        value = cfg[key]
+        plain = (
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
+        return OmegaConf.to_yaml({key: plain})
+    except Exception:  # any resolver error: show the unresolved text
+        return OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [key]))
+
+
+def optimized_value(metric: str | None, result: Mapping[str, Any]) -> float | None:
+    """The value of `metric` (e.g. `val/acc`) among the stage's `metrics` (or its result's own
+    keys), for a hyper-parameter sweeper; no metric asked for: None.
+
+    Raises:
+        DataError: the stage reported no such metric (the ones it has are named).
+    """
+    if not metric:
+        return None
+    metrics = {**result, **(result.get("metrics") or {})}
+    value = metrics.get(metric)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        have = sorted(k for k, v in metrics.items() if isinstance(v, int | float))
+        raise DataError(f"optimized_metric={metric} is not among the stage's metrics {have}")
+    return float(value) if math.isfinite(value) else math.nan
 
 
 train = command("train", _train)

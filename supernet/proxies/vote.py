@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from scipy.stats import rankdata
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..N in ascending order of `values`, ties sharing their average rank (as scipy's rankdata).
+    """Ranks 1..N in ascending order of `values`, ties sharing their average rank:
+    `scipy.stats.rankdata` on a tensor, refusing what a vote must not rank.
 
     Shapes:
         values `(N,)` -> ranks `(N,)` float64, on the same device.
@@ -17,15 +19,8 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"average_ranks expects a 1-D tensor, got shape {tuple(values.shape)}")
     if torch.isnan(values).any():
         raise ValueError("average_ranks: scores contain NaN")
-    sorted_vals, order = torch.sort(values, stable=True)
-    _, counts = torch.unique_consecutive(sorted_vals, return_counts=True)
-    ends = torch.cumsum(counts, 0).to(
-        torch.float64
-    )  # 1-based rank of each tie group's last member
-    mean_rank = ends - (counts.to(torch.float64) - 1) / 2
-    ranks = torch.empty(len(values), dtype=torch.float64, device=values.device)
-    ranks[order] = torch.repeat_interleave(mean_rank, counts)
-    return ranks
+    ranks = rankdata(values.detach().cpu().numpy(), method="average")
+    return torch.from_numpy(ranks).to(device=values.device, dtype=torch.float64)
 
 
 def rank_vote(

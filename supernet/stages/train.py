@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import sys
 import threading
@@ -16,7 +17,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from supernet.interrupt import InterruptCheckpoint
 from supernet.module import check_resume
-from supernet.utils import check_count, write_run_info
+from supernet.utils import DataError, check_count, write_run_info
+
+# Loggers whose package is optional (conf/logger/): the class -> (module, pip requirement)
+OPTIONAL_LOGGERS = {
+    "WandbLogger": ("wandb", "wandb"),
+    "MLFlowLogger": ("mlflow", "mlflow"),
+}
 
 
 def run(
@@ -27,8 +34,9 @@ def run(
 
     Raises:
         FileNotFoundError: `ckpt_path` does not exist.
-        DataError: a bad count, a corrupt or foreign checkpoint, or a resume whose restored
-            learning-rate schedule would not fit `trainer.max_epochs`.
+        DataError: a bad count, a logger whose package is missing, a corrupt or foreign
+            checkpoint, or a resume whose restored learning-rate schedule would not fit
+            `trainer.max_epochs`.
         SystemExit: code 143 when SIGTERM (a cluster's time limit) stopped training, 130 when
             Ctrl-C (SIGINT) did, after saying which checkpoint to resume from.
     """
@@ -38,6 +46,7 @@ def run(
         "trainer.max_epochs", cfg.trainer.max_epochs, 1, "epochs to train the supernet"
     )
     check_count("data.batch_size", cfg.data.batch_size, 1)
+    check_logger_packages(cfg.get("logger") or {})
     if cfg.ckpt_path:  # corrupt or foreign files first; the schedule is checked on loading it
         check_resume(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -61,6 +70,24 @@ def run(
         "output_dir": str(out),
         "bad_steps": module.bad_steps,
     }
+
+
+def check_logger_packages(loggers: Any) -> None:
+    """Refuses, before anything is built, a logger (`logger=wandb`, `logger=mlflow`) whose
+    package is not installed, naming it and the pip command.
+
+    Raises:
+        DataError: a logger's package is missing.
+    """
+    for key, node in loggers.items():
+        target = str((node or {}).get("_target_", ""))
+        module, requirement = OPTIONAL_LOGGERS.get(target.rsplit(".", 1)[-1], (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            raise DataError(
+                f"logger {key} ({target}) needs the {module} package, which is not installed: "
+                f"pip install {requirement} (or pip install 'oneshot-nas[{module}]'), or choose "
+                "another logger (logger=default, logger=csv)"
+            )
 
 
 def fit(
