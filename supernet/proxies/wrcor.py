@@ -94,7 +94,8 @@ def wrcor_matrix(
     # Responses carry gradients through the input, not the weights: what depends on the batch
     # requires a gradient, a response of a dead node (a constant) still does not.
     x = x.detach().requires_grad_()
-    with torch.enable_grad(), weights_frozen(net), rec.record() as records:
+    bf16 = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16)
+    with torch.enable_grad(), weights_frozen(net), bf16, rec.record() as records:
         loss = F.cross_entropy(net(x, arch), y)
         levels = [lvl for lvl, _ in records]
         acts = [a for _, a in records]
@@ -107,7 +108,8 @@ def wrcor_matrix(
     grads = [torch.zeros_like(a) if g is None else g for a, g in zip(acts, grads)]
     weights = [2.0**lvl for lvl in levels]
     ws = workspace_for(x.device, ctx.cache)
-    return abs_corr_sum([a.detach() for a in acts] + grads, weights + weights, ws)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):  # the Gram matmuls
+        return abs_corr_sum([a.detach() for a in acts] + grads, weights + weights, ws)
 
 
 @register_proxy("wrcor")

@@ -111,9 +111,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     zs = cfg.zeroshot
     x, y = fixed_batch(x_train, y_train, data.mean, data.std, zs.batch_size, cfg.seed, device)
     net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
-    ctx = ProxyContext(space, data.input_shape, data.num_classes)
-    columns = ["arch", *names] + (["vote"] if vote_of else []) + ["seed", "data"]
-    out = ResultsCSV(out_path, columns, fixed={"seed": cfg.seed, "data": data.name})
+    bf16 = bool(zs.get("bf16", False))
+    ctx = ProxyContext(space, data.input_shape, data.num_classes, bf16=bf16)
+    fixed = {"seed": cfg.seed, "data": data.name, **({"bf16": True} if bf16 else {})}
+    columns = ["arch", *names] + (["vote"] if vote_of else []) + list(fixed)
+    out = ResultsCSV(out_path, columns, fixed=fixed)  # a bf16 file has the column: never mixed
     write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
     todo = [a for a in archs if space.to_str(a) not in out]
     t0 = time.perf_counter()
