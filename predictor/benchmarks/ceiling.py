@@ -23,21 +23,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from predictor.benchmarks.common import (
-    mean_table,
-    missing,
-    rank_metrics,
-    read_truth,
-    skipped,
-    write_report,
-)
+from predictor.benchmarks import common
 from predictor.fusion import fuse, normal_scores
 from predictor.io import read_features
 from predictor.table import cost_columns
 from supernet.classes import class_index, live_index, prune_dead
 from supernet.space import SearchSpace
-
-METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "top10")
 
 
 def live_ops(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +127,7 @@ def free_signals(
 def markdown(result: dict[str, Any]) -> str:
     """The rows, then the per-op correlations."""
     rows = [([name], {k: (v, 0.0) for k, v in m.items()}) for name, m in result["rows"].items()]
-    text = mean_table(("ranking",), rows, METRICS).replace(" ± 0.000", "")
+    text = common.mean_table(("ranking",), rows, common.RANK_METRICS).replace(" ± 0.000", "")
     lines = ["| op | corr(live count, truth) | corr(live count, supernet) |", "|---|---|---|"]
     lines += [
         f"| {op} | {c['truth']:+.3f} | {c['supernet']:+.3f} |"
@@ -147,21 +138,21 @@ def markdown(result: dict[str, Any]) -> str:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Every row against the truth; writes JSON and markdown."""
-    if skip := skipped(missing("truth", cfg.truth)):
+    if skip := common.skipped(common.missing("truth", cfg.truth)):
         return skip
     space = hydra.utils.instantiate(cfg.space)
-    truth = read_truth(cfg.truth, space, cfg.truth_column)
-    supernet = read_truth(cfg.samples, space, cfg.samples_column)  # every arch, or refused
+    truth = common.read_truth(cfg.truth, space, cfg.truth_column)
+    supernet = common.read_truth(cfg.samples, space, cfg.samples_column)  # every arch, or refused
     classes = class_index(space)
     onehot, counts = live_ops(space)
     rows = method_rows(supernet, classes, onehot, free_signals(cfg, space, classes))
     rows.update(oracle_rows(truth, supernet, onehot, counts))
     result = {
-        "rows": {name: rank_metrics(score, truth, classes) for name, score in rows.items()},
+        "rows": {name: common.rank_metrics(score, truth, classes) for name, score in rows.items()},
         "op_bias": op_bias(space, counts, truth, supernet),
     }
     config = OmegaConf.to_container(cfg, resolve=True)
-    return write_report(cfg.results_json, result, config, markdown(result), cfg.results_md)
+    return common.write_report(cfg.results_json, result, config, markdown(result), cfg.results_md)
 
 
 def report(cfg: DictConfig, out: dict[str, Any]) -> None:

@@ -86,6 +86,10 @@ def read_truth(path: str | Path, space: SearchSpace, column: str) -> np.ndarray:
     return truth
 
 
+# what `rank_metrics` returns, in report order
+RANK_METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "top10")
+
+
 def rank_metrics(score: np.ndarray, truth: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     """How well `score` ranks the space against `truth`.
 

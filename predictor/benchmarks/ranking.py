@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from predictor.benchmarks.common import (
+    RANK_METRICS,
     mean_table,
     missing,
     rank_metrics,
@@ -31,7 +32,7 @@ from predictor.table import all_ops, cost_columns, predict_all
 from supernet.classes import class_index
 from supernet.space import SearchSpace
 
-METRICS = ("kendall", "spearman", "kendall_classes", "kendall_top10", "top1", "top10")
+METRICS = RANK_METRICS
 
 
 def gcn_fitter(cfg: DictConfig, space: SearchSpace) -> Fitter:
