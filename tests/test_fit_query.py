@@ -403,3 +403,18 @@ def test_query_takes_only_the_table_its_fit_json_vouches_for(tmp_path: Path) -> 
     with pytest.raises(DataError, match="no fit.json beside it"):
         query.run(compose_cfg("query", tmp_path / "q3", [f"table={table}"]))
     query.run(compose_cfg("query", tmp_path / "q4", [f"table={table}", "require_record=false"]))
+
+
+def test_query_reads_the_space_its_fit_recorded(tmp_path: Path) -> None:
+    """`space=` is given once, to nas-fit: the query builds the space fit.json records; an explicit,
+    different space on the query's command line is refused with both named."""
+    samples = write_samples(tmp_path / "s.csv")
+    fit_over = [f"samples={samples}", "predictor=ridge", "space.C=4", "space.N=1"]
+    table = fit.run(compose_cfg("fit", tmp_path, fit_over))["table"]
+    out = query.run(compose_cfg("query", tmp_path / "q", [f"table={table}"]), overrides=[])
+    exported = json.loads(Path(out["export_json"]).read_text())
+    assert exported["space"] == {"name": "nb201", "config": {"C": 4, "N": 1}}
+    explicit = ["space.C=8"]
+    cfg = compose_cfg("query", tmp_path / "q2", [f"table={table}", *explicit])
+    with pytest.raises(DataError, match=r"records space nb201 .*space\.C=8"):
+        query.run(cfg, overrides=explicit)

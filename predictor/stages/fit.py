@@ -213,6 +213,7 @@ def run(cfg: DictConfig) -> dict:
         outputs["table"] = output_digest(cfg.table)
     record = {"metrics": metrics, "config": config, "git": git, "samples_sha256": sha}
     record["outputs"] = outputs  # readers check their file against it (check_fit_record)
+    record["space"] = {"name": space.name, "config": space.config()}  # query builds it from here
     atomic_write_json(cfg.metrics, {**record, "hash": config_hash(sha, config)})
     return {
         "metrics": metrics,
