@@ -4,6 +4,7 @@ each console command runs from any folder with exit code 2 on bad input."""
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,6 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+
+
+def sources(*tops: str) -> set[Path]:
+    return {p for top in tops for p in (ROOT / top).rglob("*.py") if "__pycache__" not in p.parts}
 
 
 def pyproject() -> dict:
@@ -36,14 +41,26 @@ def test_every_package_folder_is_listed() -> None:
 
 
 def test_wheel_holds_every_config_and_command(tmp_path: Path) -> None:
+    """Built from a copy of the sources: setuptools leaves a build/ folder where it builds, and a
+    stale one would put deleted modules in the next wheel of the checkout."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("supernet", "predictor", "conf"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), str(ROOT)],
+        + ["-w", str(tmp_path), str(src)],
         check=True,
         capture_output=True,
     )
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {
+        n for n in names if n.endswith(".py") and n.split("/")[0] in ("supernet", "predictor")
+    }
+    assert modules == {str(p.relative_to(ROOT)) for p in sources("supernet", "predictor")}
     yamls = {f"nas_conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert yamls and yamls <= names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
