@@ -94,21 +94,22 @@ def wrcor_matrix(
     # Responses carry gradients through the input, not the weights: what depends on the batch
     # requires a gradient, a response of a dead node (a constant) still does not.
     x = x.detach().requires_grad_()
-    bf16 = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16)
-    with torch.enable_grad(), weights_frozen(net), bf16, rec.record() as records:
-        loss = F.cross_entropy(net(x, arch), y)
-        levels = [lvl for lvl, _ in records]
-        acts = [a for _, a in records]
-        # Only the responses' gradients are asked for: no weight gradient is computed or stored. A
-        # constant input (a conv on a dead node) or an op whose output is unused has zero gradient.
-        # A loss that does not depend on the batch (a network cut from its input) gives none.
-        live = [a for a in acts if a.requires_grad] if loss.requires_grad else []
-        found = iter(torch.autograd.grad(loss, live, allow_unused=True) if live else ())
-    grads = [next(found) if a.requires_grad and live else None for a in acts]
-    grads = [torch.zeros_like(a) if g is None else g for a, g in zip(acts, grads)]
-    weights = [2.0**lvl for lvl in levels]
-    ws = workspace_for(x.device, ctx.cache)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):  # the Gram matmuls
+    # ctx.bf16: the passes and the Gram matmuls under bf16 autocast
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
+        with torch.enable_grad(), weights_frozen(net), rec.record() as records:
+            loss = F.cross_entropy(net(x, arch), y)
+            levels = [lvl for lvl, _ in records]
+            acts = [a for _, a in records]
+            # Only the responses' gradients are asked for: no weight gradient is computed or
+            # stored. A constant input (a conv on a dead node) or an op whose output is unused has
+            # zero gradient. A loss that does not depend on the batch (a network cut from its
+            # input) gives none.
+            live = [a for a in acts if a.requires_grad] if loss.requires_grad else []
+            found = iter(torch.autograd.grad(loss, live, allow_unused=True) if live else ())
+        grads = [next(found) if a.requires_grad and live else None for a in acts]
+        grads = [torch.zeros_like(a) if g is None else g for a, g in zip(acts, grads)]
+        weights = [2.0**lvl for lvl in levels]
+        ws = workspace_for(x.device, ctx.cache)
         return abs_corr_sum([a.detach() for a in acts] + grads, weights + weights, ws)
 
 
