@@ -226,19 +226,39 @@ def output_digest(path: str | Path) -> dict[str, str]:
     return {"file": Path(path).name, "sha256": file_sha256(path)}
 
 
-def check_fit_record(path: str | Path, role: str, required: bool) -> None:
-    """Refuses a fit output (`role`: `table` or `checkpoint`) that the `fit.json` beside it does
-    not vouch for. nas-fit removes that record before it writes anything and writes it last, with
-    each output's digest: without it the fit stopped partway (refused when `required`), and a
-    digest that differs means the file is not what that fit wrote (always refused). Records of
-    older versions, without digests, are taken as they are.
+def read_fit_record(path: str | Path) -> dict[str, Any] | None:
+    """The `fit.json` beside `path` (a table or checkpoint of nas-fit), None when there is none.
+
+    Raises:
+        DataError: a record that is not a JSON object.
+    """
+    record_path = Path(path).parent / FIT_RECORD
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except ValueError as err:  # JSON or UTF-8 errors
+        raise DataError(f"{record_path}: not a record of nas-fit ({err})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{record_path}: not a record of nas-fit (not a JSON object)")
+    return record
+
+
+def check_fit_record(
+    path: str | Path, record: dict[str, Any] | None, role: str, required: bool
+) -> None:
+    """Refuses a fit output (`role`: `table` or `checkpoint`) that its `fit.json` (`record`, as
+    `read_fit_record` reads it) does not vouch for. nas-fit removes that record before it writes
+    anything and writes it last, with each output's digest: without it the fit stopped partway
+    (refused when `required`), and a digest that differs means the file is not what that fit wrote
+    (always refused). Records of older versions, without digests, are taken as they are.
 
     Raises:
         DataError: naming the file, the record and what to do.
     """
     path = Path(path)
     record_path = path.parent / FIT_RECORD
-    if not record_path.is_file():
+    if record is None:
         if required:
             raise DataError(
                 f"{path}: no {FIT_RECORD} beside it, so the fit that wrote it did not finish "
@@ -246,11 +266,7 @@ def check_fit_record(path: str | Path, role: str, required: bool) -> None:
                 "pass require_record=false)"
             )
         return
-    try:
-        digests = json.loads(record_path.read_text()).get("outputs") or {}
-    except (ValueError, AttributeError) as err:  # JSON or UTF-8 errors; a record not an object
-        raise DataError(f"{record_path}: not a record of nas-fit ({err})") from None
-    digest = digests.get(role)
+    digest = (record.get("outputs") or {}).get(role)
     if digest is None:
         return
     if digest.get("file") != path.name or digest.get("sha256") != file_sha256(path):

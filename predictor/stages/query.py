@@ -16,18 +16,16 @@ are library code. `answer` also shows what a search found, handed over in memory
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from predictor.budgets import BudgetError, read_budgets  # noqa: F401  (query.BudgetError)
-from predictor.io import FIT_RECORD, check_fit_record
+from predictor.io import FIT_RECORD, check_fit_record, read_fit_record
 from predictor.plots import plot_pareto
 from predictor.scored import Scored, read_scored
 from predictor.shortlist import Shortlist, shortlist
@@ -40,7 +38,8 @@ from supernet.artefact import (
     write_arch_record,
 )
 from supernet.space import SearchSpace
-from supernet.utils import DataError, check_count, write_run_info
+from supernet.stages import command_line
+from supernet.utils import check_count, write_run_info
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +60,27 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict:
         BudgetError: when no arch meets the budgets.
     """
     check_count("top_k", cfg.top_k, 1, "how many of the best archs to show")
-    if overrides is None:  # the command line, under @hydra.main
-        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    space = table_space(Path(str(cfg.table)), hydra.utils.instantiate(cfg.space), overrides)
+    overrides = command_line() if overrides is None else overrides
+    record = read_fit_record(cfg.table)
+    space = table_space(record, cfg.table, hydra.utils.instantiate(cfg.space), overrides)
     shape, num_classes = tuple(cfg.input_shape), int(cfg.num_classes)
     sc, higher = str(cfg.score_column), bool(cfg.higher_is_better)
     scored = read_scored(str(cfg.table), space, sc, higher, shape, num_classes)
     if scored.header[: len(TABLE_COLUMNS)] == list(TABLE_COLUMNS):  # a lookup table of nas-fit
-        check_fit_record(cfg.table, "table", bool(cfg.get("require_record", True)))
+        check_fit_record(cfg.table, record, "table", bool(cfg.get("require_record", True)))
     return answer(cfg, space, scored)
 
 
-def table_space(table: Path, configured: SearchSpace, overrides: Sequence[str]) -> SearchSpace:
-    """The space the `fit.json` beside `table` records, else the configured one."""
-    record_path = table.parent / FIT_RECORD
-    if not record_path.is_file():
+def table_space(
+    record: dict[str, Any] | None, table: str, configured: SearchSpace, overrides: Sequence[str]
+) -> SearchSpace:
+    """The space the `fit.json` beside `table` (`record`) names, else the configured one."""
+    if record is None:
         return configured
-    try:
-        record = json.loads(record_path.read_text())
-    except ValueError as err:  # JSON or UTF-8
-        raise DataError(f"{record_path}: not a record of nas-fit ({err})") from None
-    recorded = record_space(record, str(record_path)) if isinstance(record, dict) else None
-    return choose_space(recorded, configured, space_overrides(overrides), str(record_path))
+    source = str(Path(table).parent / FIT_RECORD)
+    return choose_space(
+        record_space(record, source), configured, space_overrides(overrides), source
+    )
 
 
 def answer(cfg: DictConfig, space: SearchSpace, scored: Scored) -> dict:

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from predictor.budgets import BudgetError, LatencyBudget, read_budgets, read_latency_table
-from predictor.io import check_fit_record
+from predictor.io import check_fit_record, read_fit_record
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.scored import scored_from_search, search_csv_rows
 from predictor.search import EvolutionSearch, NoArchFits
@@ -53,7 +53,8 @@ def load_predictor(
     """The fitted predictor of `checkpoint=` and its checkpoint, refused when fitted on another
     layout (`predictor.table.load_fitted`), or not the one the `fit.json` beside it records."""
     if Path(str(cfg.checkpoint)).is_file():
-        check_fit_record(cfg.checkpoint, "checkpoint", required=False)
+        record = read_fit_record(cfg.checkpoint)
+        check_fit_record(cfg.checkpoint, record, "checkpoint", required=False)
     return load_fitted(cfg.checkpoint, space)
 
 

@@ -5,3 +5,11 @@ Hydra config and returns what it wrote; `report(cfg, result)` says it on the con
 (proxy scores at initialisation), `retrain` (one arch standalone), `export` (one arch as a plain
 network), `latency` (a per-op latency table). The console commands (`supernet.cli`) wrap them.
 """
+
+from hydra.core.hydra_config import HydraConfig
+
+
+def command_line() -> list[str]:
+    """This run's command-line overrides (none when not run by `@hydra.main`): how a stage tells
+    an explicit `space=` from the configured default."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

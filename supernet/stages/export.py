@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from supernet.artefact import resolve_arch, space_overrides
 from supernet.export import BN_MODES, checkpoint_space, export_arch
+from supernet.stages import command_line
 from supernet.utils import DataError, check_count, write_run_info
 
 
@@ -31,8 +31,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
     if cfg.bn not in BN_MODES:
         raise DataError(f"bn={cfg.bn!r}: expected one of {list(BN_MODES)}")
     calib_batches = check_count("calib_batches", cfg.calib_batches, 1)
-    if overrides is None:  # the command line, under @hydra.main
-        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    overrides = command_line() if overrides is None else overrides
     if cfg.ckpt_path and not space_overrides(overrides):  # the space the supernet was trained on
         configured = checkpoint_space(cfg.ckpt_path)
     else:

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from supernet.artefact import read_arch_record, resolve_arch, space_node
 from supernet.export import save_network
+from supernet.stages import command_line
 from supernet.stages.train import run as train
 from supernet.utils import DataError, atomic_write_json, load_checkpoint_file
 
@@ -33,11 +33,6 @@ def arch_string(value: str) -> str:
         DataError: a missing or unreadable file, or one without a string `arch` field.
     """
     return read_arch_record(value)["arch"] if value.endswith(".json") else value
-
-
-def command_line() -> list[str]:
-    """This run's command-line overrides (none when not run by `@hydra.main`)."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def set_arch(cfg: DictConfig, overrides: Sequence[str]) -> None:
