@@ -28,6 +28,7 @@ from predictor.fusion import fuse, normal_scores
 from predictor.io import read_features
 from predictor.table import cost_columns
 from supernet.classes import class_index, live_index, prune_dead
+from supernet.proxies.vote import rank_vote
 from supernet.space import SearchSpace
 
 
@@ -64,9 +65,14 @@ def class_mean(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def method_rows(
-    supernet: np.ndarray, classes: np.ndarray, onehot: np.ndarray, free: dict[str, np.ndarray]
+    supernet: np.ndarray,
+    classes: np.ndarray,
+    onehot: np.ndarray,
+    free: dict[str, np.ndarray],
+    params: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """What a ranking can make of the whole supernet and the free signals (no truth used)."""
+    """What a ranking can make of the whole supernet and the free signals (no truth used), beside
+    the free baseline: the rank vote of the zero-shot column and params as written."""
     s = class_mean(supernet, classes)
     rows = {
         "supernet": supernet,
@@ -75,6 +81,8 @@ def method_rows(
         "softmin(supernet, live params)": fuse({"s": s, "p": free["live params"]}),
     }
     if len(free) > 1:
+        zero_shot = next(iter(free.values()))
+        rows["free vote(zero-shot, params)"] = rank_vote({"z": zero_shot, "p": params}).numpy()
         rows["free softmin(zero-shot, live params)"] = fuse(free)
         rows["softmin(supernet, zero-shot, live params)"] = fuse({"s": s, **free})
     return rows
@@ -114,14 +122,15 @@ def op_bias(
 
 def free_signals(
     cfg: DictConfig, space: SearchSpace, classes: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Live params and, with `features`, the zero-shot column (class-filled)."""
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Live params and, with `features`, the zero-shot column (class-filled); and the params of
+    every arch as written."""
     params = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))[:, 1]
     free = {"live params": params[live_index(space)]}
     if cfg.features:
         names, values = read_features(cfg.features, space, [cfg.feature_column], classes)
         free = {names[0]: values[:, 0], **free}
-    return free
+    return free, params
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -145,7 +154,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     supernet = common.read_truth(cfg.samples, space, cfg.samples_column)  # every arch, or refused
     classes = class_index(space)
     onehot, counts = live_ops(space)
-    rows = method_rows(supernet, classes, onehot, free_signals(cfg, space, classes))
+    rows = method_rows(supernet, classes, onehot, *free_signals(cfg, space, classes))
     rows.update(oracle_rows(truth, supernet, onehot, counts))
     result = {
         "rows": {name: common.rank_metrics(score, truth, classes) for name, score in rows.items()},
