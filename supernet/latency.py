@@ -85,19 +85,40 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def sync(device: torch.device) -> None:
+    """Waits for the device's queued work (CUDA); nothing elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def wall_times(
+    fns: Sequence[Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> list[list[float]]:
+    """Wall seconds of each call of each of `fns`: `warmup` untimed calls of each, then `repeats`
+    rounds that call every fn once, synchronising CUDA around each timed call.
+
+    With several fns the calls interleave (A, B, ... in one round), so a change of machine load
+    falls on every fn alike; every other round runs them in reverse order (B, A), so no fn always
+    follows the same one.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            sync(device)
+            t = time.perf_counter()
+            fns[i]()
+            sync(device)
+            times[i].append(time.perf_counter() - t)
+    return times
+
+
 def median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of `fn` in ms after `warmup` calls, synchronising CUDA around each call."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(1e3 * (time.perf_counter() - t))
-    return statistics.median(times)
+    """Median wall time of `fn` in ms over `repeats` calls after `warmup` calls (`wall_times`)."""
+    return 1e3 * statistics.median(wall_times([fn], device, warmup, repeats)[0])
 
 
 @torch.no_grad()

@@ -1,5 +1,8 @@
 import json
 import math
+import statistics
+
+import pytest
 
 from predictor.benchmarks.speed import run
 from tests.conftest import make_cfg
@@ -18,3 +21,51 @@ def test_speed_benchmark_runs_tiny_and_reports_every_stage(tmp_path):
         for key in keys:
             assert math.isfinite(result[stage][key]) and result[stage][key] > 0
     assert saved["floor_train_img_s"] > 0
+
+
+def test_ab_mode_times_every_option_on_and_off_and_reports_where(tmp_path):
+    """mode=ab on the tiny space: every option (pooling at the three stage sizes) gets `rounds`
+    timed calls per variant, medians and their ratio, in JSON and Markdown with the run's record."""
+    rounds = 3
+    cfg = make_cfg(
+        "benchmark_speed",
+        tmp_path,
+        [
+            "device=cpu",
+            "mode=ab",
+            f"ab.rounds={rounds}",
+            "ab.batch_size=8",
+            "ab.pool_calls=1",
+            "ab.train_steps=1",
+            "ab.eval_subnets=1",
+            "ab.eval_images=64",
+            "ab.wrcor_archs=2",
+        ],
+    )
+    run(cfg)
+    saved = json.loads((tmp_path / "benchmark_speed.json").read_text())
+    assert saved["mode"] == "ab" and saved["device"] == "cpu"
+    assert saved["git"] and saved["date"] and "command" in saved
+    names = {"pool_4x16x16", "pool_8x8x8", "pool_16x4x4", "wrcor_bf16"}
+    names |= {f"{s}_{o}" for s in ("eval", "train") for o in ("bf16", "channels_last")}
+    assert set(saved["ab"]) == names
+    for r in saved["ab"].values():
+        assert len(r["on_calls_ms"]) == len(r["off_calls_ms"]) == rounds
+        assert r["on_ms"] == pytest.approx(statistics.median(r["on_calls_ms"])) and r["on_ms"] > 0
+        assert r["off_ms"] == pytest.approx(statistics.median(r["off_calls_ms"]))
+        assert r["speedup"] == pytest.approx(r["off_ms"] / r["on_ms"])
+        # every round slower by at least the min ratio => so are the medians (same for the max)
+        low, high = r["round_speedup_min"], r["round_speedup_max"]
+        assert low * (1 - 1e-9) <= r["speedup"] <= high * (1 + 1e-9)
+    assert saved["ab"]["pool_8x8x8"]["call"] == "1 forward+backward of (8, 8, 8, 8)"
+    md = (tmp_path / "benchmark_speed.md").read_text()
+    assert saved["git"] in md and "| pool_16x4x4 | AvgPool3x3" in md
+    assert len([line for line in md.splitlines() if line.startswith("| ")]) == 1 + len(names)
+
+
+def test_ab_mode_refuses_an_unknown_option(tmp_path):
+    cfg = make_cfg(
+        "benchmark_speed", tmp_path, ["device=cpu", "mode=ab", "ab.options=[pool,fast]"]
+    )
+    with pytest.raises(ValueError, match="fast"):
+        run(cfg)

@@ -7,7 +7,7 @@ import torch
 from predictor.stages import fit, query
 from supernet.chain_model import ChainSuperNet
 from supernet.chain_space import ChainSpace
-from supernet.latency import LatencyTable, measure_network, measure_table
+from supernet.latency import LatencyTable, measure_network, measure_table, median_ms, wall_times
 from supernet.stages import latency as latency_script
 from tests.conftest import make_cfg
 
@@ -116,3 +116,12 @@ def test_latency_budget_through_fit_and_query(tmp_path):
                 [f"table={out['table']}", "space=chain_tiny", "max_latency_ms=0.5"],
             )
         )
+
+
+def test_wall_times_warms_up_then_interleaves_in_alternating_order():
+    calls = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b")]
+    times = wall_times(fns, torch.device("cpu"), warmup=2, repeats=3)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b", "b", "a", "a", "b"]
+    assert [len(t) for t in times] == [3, 3] and all(s >= 0 for t in times for s in t)
+    assert median_ms(lambda: None, torch.device("cpu"), 0, 5) >= 0

@@ -2,15 +2,23 @@
 
     python scripts/benchmark_speed.py                  # full NB201 supernet, CIFAR-sized images
     python scripts/benchmark_speed.py debug=tiny       # a minute on a CPU
+    python scripts/benchmark_speed.py mode=ab          # each option on and off (`ab:`), interleaved
 
 Stages: supernet training (images/s), subnet evaluation (ms per subnet), WRCor (ms per arch). Images
 are random uint8 of the configured shape: speed does not depend on pixel values. Timings are medians
 of repeated runs after a warm-up, with CUDA synchronisation on GPUs. The floor is FLOPs per image
 (forward + backward = 3x the forward for training) over a measured matmul peak.
+
+`mode=ab` times each of the project's speed options against its reference in the same process:
+the two variants alternate (A, B, B, A, ...; `supernet.latency.wall_times`) for `ab.rounds` rounds
+after a warm-up call each, so load that changes during the run falls on both. Each option reports
+the median ms per call of either variant, their ratio (`speedup` = off / on) and the spread (every
+call's time, the fastest and slowest round's own ratio), in JSON and in a Markdown table.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import statistics
@@ -23,32 +31,22 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from predictor.benchmarks.common import write_report
+from predictor.benchmarks.common import run_info, write_report
 from supernet.data import Arrays, NASDataModule
 from supernet.evaluator import SubnetEvaluator
+from supernet.latency import median_ms, sync, wall_times
 from supernet.model import SuperNet
 from supernet.module import SupernetModule
+from supernet.ops import AvgPool3x3
 from supernet.proxies import ProxyContext, build_scoring_net, get_proxy, score_archs
 from supernet.sampler import UniformSampler
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Median wall seconds of `fn` over `repeats` runs (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def seconds(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
+    """Median wall seconds of `fn` over `repeats` calls after one warm-up call (`median_ms`)."""
+    return 1e-3 * median_ms(fn, device, 1, repeats)
 
 
 def peak_flops(device: torch.device) -> float:
@@ -59,7 +57,7 @@ def peak_flops(device: torch.device) -> float:
         torch.randn(n, n, device=device, dtype=dtype),
         torch.randn(n, n, device=device, dtype=dtype),
     )
-    return n**3 / timed(lambda: a @ b, device, 5)
+    return n**3 / seconds(lambda: a @ b, device, 5)
 
 
 def archs_for(space: Any, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -69,27 +67,49 @@ def archs_for(space: Any, n: int, seed: int) -> list[tuple[int, ...]]:
     ]
 
 
-def baseline_train_s(
-    cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
-) -> float:
-    """Median seconds of `train_steps` plain eager SGD steps (one random arch each)."""
-    bs, x_all, y_all = cfg.bench.batch_size, *dm.splits["train"]
+def train_loop(
+    cfg: DictConfig,
+    space: Any,
+    dm: NASDataModule,
+    device: torch.device,
+    steps: int,
+    batch_size: int,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> Callable[[], None]:
+    """`steps` plain eager SGD steps (one random arch each) of a fresh supernet: fp32 NCHW unless
+    asked for bf16 autocast (what the trainer's bf16-mixed does) or channels_last weights and
+    batches (what `SupernetModule(channels_last=True)` does)."""
+    x_all, y_all = dm.splits["train"]
+    torch.manual_seed(0)
     net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    archs = archs_for(space, cfg.bench.train_steps, 0)
+    archs = archs_for(space, steps, 0)
     mean, std = dm.mean.to(device).view(1, -1, 1, 1), dm.std.to(device).view(1, -1, 1, 1)
 
-    def baseline() -> None:
+    def loop() -> None:
         for i, arch in enumerate(archs):
-            j = (i * bs) % max(1, len(y_all) - bs)
-            x = (x_all[j : j + bs].float() - mean) / std
-            loss = F.cross_entropy(net(x, arch), y_all[j : j + bs])
+            j = (i * batch_size) % max(1, len(y_all) - batch_size)
+            x = ((x_all[j : j + batch_size].float() - mean) / std).contiguous(memory_format=fmt)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                logits = net(x, arch)
+            loss = F.cross_entropy(logits.float(), y_all[j : j + batch_size])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
 
-    return timed(baseline, device, cfg.bench.repeats)
+    return loop
+
+
+def baseline_train_s(
+    cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
+) -> float:
+    """Median seconds of `train_steps` plain eager fp32 SGD steps (one random arch each)."""
+    loop = train_loop(cfg, space, dm, device, cfg.bench.train_steps, cfg.bench.batch_size)
+    return seconds(loop, device, cfg.bench.repeats)
 
 
 class Clock(pl.Callback):
@@ -164,13 +184,13 @@ def bench_eval(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.dev
             for x, y in heldout:
                 (net(x, arch).argmax(1) == y).sum().item()
 
-    base_s = timed(baseline, device, cfg.bench.repeats)
+    base_s = seconds(baseline, device, cfg.bench.repeats)
     if cfg.bench.channels_last:
         net = net.to(memory_format=torch.channels_last)
     evaluator = SubnetEvaluator(
         net, heldout, "batch", bf16=cfg.bench.bf16 and device.type == "cuda"
     )
-    ours_s = timed(lambda: [evaluator.evaluate(a) for a in archs], device, cfg.bench.repeats)
+    ours_s = seconds(lambda: [evaluator.evaluate(a) for a in archs], device, cfg.bench.repeats)
     n = len(archs)
     return {
         "baseline_ms_per_subnet": 1e3 * base_s / n,
@@ -196,9 +216,9 @@ def bench_wrcor(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
             )
             float(wrcor(net, arch, x, y, ctx))
 
-    base_s = timed(baseline, device, cfg.bench.repeats)
+    base_s = seconds(baseline, device, cfg.bench.repeats)
     net = build_scoring_net(space, cfg.bench.num_classes, cfg.bench.image_shape[0], 0, device)
-    ours_s = timed(
+    ours_s = seconds(
         lambda: list(score_archs(net, archs, x, y, ["wrcor"], ctx)), device, cfg.bench.repeats
     )
     n = len(archs)
@@ -253,27 +273,188 @@ def floors(cfg: DictConfig, space: Any, device: torch.device) -> dict[str, float
     }
 
 
+# One A/B pair: its name in the report, the two calls (the option on, its reference off), and what
+# on, off and one call are.
+Pair = tuple[str, Callable[[], Any], Callable[[], Any], dict[str, str]]
+
+
+def ab_pool(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> list[Pair]:
+    """avg_pool_3x3 as shifted adds (`AvgPool3x3`) vs torch's pooling, forward + backward, at the
+    three NB201 stage sizes (C channels at the image size, 2C at half, 4C at a quarter)."""
+    ref = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    pairs = []
+    for k in range(3):
+        c, h = space.C * 2**k, cfg.bench.image_shape[1] // 2**k
+        x = torch.randn(cfg.ab.batch_size, c, h, h, device=device, requires_grad=True)
+        g = torch.randn_like(x)
+
+        def passes(op: nn.Module, x: torch.Tensor = x, g: torch.Tensor = g) -> Callable[[], Any]:
+            return lambda: [torch.autograd.grad(op(x), x, g) for _ in range(cfg.ab.pool_calls)]
+
+        what = {
+            "on": "AvgPool3x3 (shifted adds)",
+            "off": "nn.AvgPool2d(3, 1, 1, count_include_pad=False)",
+            "call": f"{cfg.ab.pool_calls} forward+backward of {tuple(x.shape)}",
+        }
+        pairs.append((f"pool_{c}x{h}x{h}", passes(AvgPool3x3()), passes(ref), what))
+    return pairs
+
+
+def ab_wrcor_bf16(
+    cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
+) -> list[Pair]:
+    """WRCor (`score_archs` on one scoring net, as `nas-zeroshot` runs it) with `zeroshot.bf16` on
+    and off; the two contexts share the net's recorder and scratch."""
+    archs = archs_for(space, cfg.ab.wrcor_archs, 2)
+    x, y = next(iter(dm.loader("train")))
+    x, y = x[:64], y[:64]
+    net = build_scoring_net(space, cfg.bench.num_classes, cfg.bench.image_shape[0], 0, device)
+    cache: dict = {}
+    shape, classes = tuple(cfg.bench.image_shape), cfg.bench.num_classes
+
+    def score(bf16: bool) -> Callable[[], Any]:
+        ctx = ProxyContext(space, shape, classes, cache=cache, bf16=bf16)
+        return lambda: list(score_archs(net, archs, x, y, ["wrcor"], ctx))
+
+    what = {"on": "bf16 autocast", "off": "fp32", "call": f"{len(archs)} archs, batch {len(y)}"}
+    return [("wrcor_bf16", score(True), score(False), what)]
+
+
+def ab_eval(option: str) -> Callable[..., list[Pair]]:
+    """`SubnetEvaluator` (bn=batch) with `option` (bf16 autocast, or channels_last weights as
+    `bench_eval` sets them) on and off; both on CPUs too, unlike `bench_eval`'s bf16."""
+
+    def pairs(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> list[Pair]:
+        torch.manual_seed(0)
+        net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device).eval()
+        archs = archs_for(space, cfg.ab.eval_subnets, 1)
+        heldout = dm.loader("heldout", limit=cfg.ab.eval_images)
+        heldout.batch_size = cfg.bench.eval_batch_size
+        on_net = net
+        if option == "channels_last":
+            on_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        on = SubnetEvaluator(on_net, heldout, "batch", bf16=option == "bf16")
+        off = SubnetEvaluator(net, heldout, "batch")
+        images = min(cfg.ab.eval_images, len(dm.splits["heldout"][1]))
+        what = {"on": option, "off": "fp32 NCHW", "call": f"{len(archs)} subnets, {images} images"}
+        return [
+            (
+                f"eval_{option}",
+                lambda: [on.evaluate(a) for a in archs],
+                lambda: [off.evaluate(a) for a in archs],
+                what,
+            )
+        ]
+
+    return pairs
+
+
+def ab_train(option: str) -> Callable[..., list[Pair]]:
+    """Eager supernet training steps (`train_loop`) with `option` (bf16 autocast or channels_last)
+    on and off; two supernets of the same initial weights, one per variant."""
+
+    def pairs(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> list[Pair]:
+        steps, bs = cfg.ab.train_steps, cfg.ab.batch_size
+        on = train_loop(cfg, space, dm, device, steps, bs, **{option: True})
+        off = train_loop(cfg, space, dm, device, steps, bs)
+        what = {"on": option, "off": "fp32 NCHW", "call": f"{steps} SGD steps of {bs} images"}
+        return [(f"train_{option}", on, off, what)]
+
+    return pairs
+
+
+AB_OPTIONS: dict[str, Callable[..., list[Pair]]] = {
+    "pool": ab_pool,
+    "wrcor_bf16": ab_wrcor_bf16,
+    "eval_bf16": ab_eval("bf16"),
+    "eval_channels_last": ab_eval("channels_last"),
+    "train_bf16": ab_train("bf16"),
+    "train_channels_last": ab_train("channels_last"),
+}
+
+
+def ab_times(
+    on: Callable[[], Any], off: Callable[[], Any], device: torch.device, rounds: int
+) -> dict:
+    """Medians, ratio and spread of `rounds` interleaved calls of `on` and `off` (one warm-up call
+    each first)."""
+    on_s, off_s = wall_times([on, off], device, 1, rounds)
+    ratios = [b / a for a, b in zip(on_s, off_s)]
+    return {
+        "on_ms": 1e3 * statistics.median(on_s),
+        "off_ms": 1e3 * statistics.median(off_s),
+        "speedup": statistics.median(off_s) / statistics.median(on_s),
+        "round_speedup_min": min(ratios),
+        "round_speedup_max": max(ratios),
+        "on_calls_ms": [1e3 * t for t in on_s],
+        "off_calls_ms": [1e3 * t for t in off_s],
+    }
+
+
+def ab_markdown(ab: dict[str, dict], info: dict[str, Any]) -> str:
+    """The A/B table, headed by where and when it was measured."""
+    lines = [
+        f"`{info['command']}` at {info['git']}, {info['date']}, on {info['device']} "
+        f"({info['cpu']}, {info['torch_threads']} torch threads, load average "
+        + " ".join(f"{x:.2f}" for x in info["load_average"])
+        + ")",
+        "",
+        "| option | on | off | one call | on ms | off ms | speed-up (off/on) | rounds' range |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in ab.items():
+        lines.append(
+            f"| {name} | {r['on']} | {r['off']} | {r['call']} | {r['on_ms']:.2f} | "
+            f"{r['off_ms']:.2f} | {r['speedup']:.2f}x | "
+            f"{r['round_speedup_min']:.2f}-{r['round_speedup_max']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_ab(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
+    """Every option of `ab.options`, on against off, `ab.rounds` interleaved rounds each."""
+    unknown = [o for o in cfg.ab.options if o not in AB_OPTIONS]
+    if unknown:
+        raise ValueError(f"ab.options: unknown {unknown}; expected some of {sorted(AB_OPTIONS)}")
+    ab: dict[str, dict] = {}
+    for option in cfg.ab.options:
+        for name, on, off, what in AB_OPTIONS[option](cfg, space, dm, device):
+            ab[name] = {**what, **ab_times(on, off, device, cfg.ab.rounds)}
+            brief = {k: v for k, v in ab[name].items() if not k.endswith("calls_ms")}
+            print(name, json.dumps(brief))
+    return ab
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Every configured stage against its baseline; writes JSON to `out`."""
+    """Every configured stage against its baseline (`mode=compare`), or every option of `ab.options`
+    on and off (`mode=ab`, also a Markdown table to `md_out`); writes JSON to `out`."""
+    if cfg.mode not in ("compare", "ab"):
+        raise ValueError(f"mode={cfg.mode!r}; expected compare or ab")
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu")
     torch.backends.cudnn.benchmark = True
     space = instantiate(cfg.space)
     dm = synthetic_data(cfg, device)
     result: dict[str, Any] = {
+        "mode": cfg.mode,
         "space": {"C": space.C, "N": space.N},
         "image_shape": list(cfg.bench.image_shape),
-        **floors(cfg, space, device),
     }
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.mode == "ab":
+        result["ab"] = run_ab(cfg, space, dm, device)
+        md = ab_markdown(result["ab"], run_info(device))
+        return write_report(cfg.out, result, config, md, cfg.md_out, device=device)
+    result.update(floors(cfg, space, device))
     for stage in cfg.stages:
         result[stage] = {"train": bench_train, "eval": bench_eval, "wrcor": bench_wrcor}[stage](
             cfg, space, dm, device
         )
         print(stage, json.dumps(result[stage]))
-    config = OmegaConf.to_container(cfg, resolve=True)
     return write_report(cfg.out, result, config, device=device)
 
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:
     """The whole record and where it was written."""
     print(json.dumps(result, indent=2, default=str))
-    print(f"written to {cfg.out}; config: {OmegaConf.to_yaml(cfg.space)}")
+    table = f" and {cfg.md_out}" if cfg.mode == "ab" else ""
+    print(f"written to {cfg.out}{table}; config: {OmegaConf.to_yaml(cfg.space)}")
