@@ -4,7 +4,9 @@ Samples: any CSV with columns `arch` and `acc` (others ignored). `acc` is accura
 finite number in [0, 100]; a file whose accuracies all lie in [0, 1], some strictly between, is
 refused as fractions. An arch
 listed more than once (re-evaluated with another seed, say) is averaged: one row per arch goes to the
-fit, with the count kept. Every refusal is a `DataError` naming the file, the line and the value.
+fit, with the count kept. Every refusal is a `DataError` naming the file, the line and the value; the
+rows and fields are read by `supernet.results` (`read_csv_rows`, `parse_arch`, `parse_number`), the
+reader of the arch lists too.
 
 Writers go to a temporary file in the target's folder and `os.replace` it, so a reader never sees
 half a file and a failed run overwrites nothing.
@@ -12,10 +14,7 @@ half a file and a failed run overwrites nothing.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,55 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from supernet.results import parse_arch, parse_number, read_csv_rows
 from supernet.space import Arch, SearchSpace
-from supernet.utils import DataError, decode_utf8, file_sha256
-
-
-def _open_rows(
-    path: str | Path, required: Sequence[str]
-) -> tuple[list[str], list[tuple[int, dict]]]:
-    """Header and `(line number, row)` pairs of a CSV, checking that `required` columns exist."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    text = decode_utf8(path.read_bytes(), path, "a CSV")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = []
-    try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        twice = sorted({h for h in header if header.count(h) > 1})
-        if twice:  # DictReader would silently keep the last of them
-            raise DataError(
-                f"{path}:1: column(s) {twice} appear more than once; header is {header}"
-            )
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: missing column(s) {missing}; header is {header}")
-        reader.fieldnames = header
-        for row in reader:
-            rows.append((reader.line_num, row))
-    except csv.Error as err:  # a NUL byte, a field over the csv module's size limit, ...
-        raise DataError(f"{path}:{reader.line_num}: not a readable CSV row ({err})") from None
-    if not rows:
-        raise DataError(f"{path}: no data rows (expected columns {list(required)})")
-    return header, rows
-
-
-def _parse_arch(path: Path, line: int, value: str | None, space: SearchSpace) -> Arch:
-    try:
-        return space.parse(value)  # type: ignore[arg-type]
-    except ValueError as err:
-        raise DataError(f"{path}:{line}: bad arch {value!r}: {err}") from None
-
-
-def _parse_float(path: Path, line: int, column: str, value: str | None) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise DataError(f"{path}:{line}: {column}={value!r} is not a number") from None
-    if not math.isfinite(x):
-        raise DataError(f"{path}:{line}: {column}={value!r} is not finite")
-    return x
+from supernet.utils import DataError, file_sha256
 
 
 def read_samples(
@@ -83,11 +36,11 @@ def read_samples(
         archs, acc `(n,)` percent, counts `(n,)` rows averaged into each entry.
     """
     path = Path(path)
-    _, rows = _open_rows(path, [arch_column, acc_column])
+    _, rows = read_csv_rows(path, [arch_column, acc_column])
     sums: dict[Arch, list[float]] = {}
     for line, row in rows:
-        arch = _parse_arch(path, line, row[arch_column], space)
-        acc = _parse_float(path, line, acc_column, row[acc_column])
+        arch = parse_arch(path, line, row[arch_column], space, arch_column)
+        acc = parse_number(path, line, acc_column, row[acc_column])
         if not 0.0 <= acc <= 100.0:
             raise DataError(
                 f"{path}:{line}: {acc_column}={row[acc_column]!r} outside [0, 100] "
@@ -126,7 +79,7 @@ def read_features(
         values `(space.size, len(names))`.
     """
     path = Path(path)
-    header, rows = _open_rows(path, ["arch", *(columns or [])])
+    header, rows = read_csv_rows(path, ["arch", *(columns or [])])
     auto = columns is None
     if columns is None:
         columns = [c for c in header if c != "arch" and _is_number(rows[0][1][c])]
@@ -135,8 +88,8 @@ def read_features(
     sums = np.zeros((space.size, len(columns)))
     counts = np.zeros(space.size)
     for line, row in rows:
-        i = space.index(_parse_arch(path, line, row["arch"], space))
-        sums[i] += [_parse_float(path, line, c, row[c]) for c in columns]
+        i = space.index(parse_arch(path, line, row["arch"], space))
+        sums[i] += [parse_number(path, line, c, row[c]) for c in columns]
         counts[i] += 1
     if classes is not None:  # every member takes its class's sums
         sums, counts = _class_sums(sums, classes), _class_sums(counts, classes)
@@ -185,7 +138,7 @@ def read_table(
         header, columns: `arch` as an object array, the others float arrays.
     """
     path = Path(path)
-    header, rows = _open_rows(path, ["arch", score_column])
+    header, rows = read_csv_rows(path, ["arch", score_column])
     if not path.read_bytes().endswith(b"\n"):  # our writers end every row; a copy was cut short
         raise DataError(
             f"{path}:{rows[-1][0]}: the last row has no line end: the file was cut off (copied "
@@ -193,7 +146,7 @@ def read_table(
         )
     cols: dict[str, Any] = {"arch": np.array([r["arch"] for _, r in rows], dtype=object)}
     for c in dict.fromkeys([score_column, *[n for n in numeric if n in header]]):
-        cols[c] = np.array([_parse_float(path, line, c, r[c]) for line, r in rows])
+        cols[c] = np.array([parse_number(path, line, c, r[c]) for line, r in rows])
     return header, cols
 
 

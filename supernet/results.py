@@ -1,4 +1,6 @@
-"""Append-only result files: one CSV row per architecture, flushed as soon as it is measured.
+"""Append-only result files: one CSV row per architecture, flushed as soon as it is measured; and
+`read_csv_rows`, the one reader of input CSVs (arch lists here, samples, features and tables in
+`predictor.io`), with `parse_arch` and `parse_number` for their fields.
 
 A rerun reads what is there, refuses a file that is not its own (header first) or was written with
 other fixed settings (another checkpoint, say), repairs a truncated last line (a run killed
@@ -10,8 +12,9 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,35 +160,103 @@ class ResultsCSV:
         self.rows[key] = {c: str(full[c]) for c in self.columns}
 
 
+def read_csv_rows(
+    path: str | Path, required: Sequence[str], what: str = "a CSV"
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The one reader of input CSVs (arch lists, samples, features, tables): the header (names
+    stripped of spaces) and `(line number, row)` pairs, lines counted in the file as an editor shows
+    them. `what` says in errors what the file was expected to be.
+
+    Raises:
+        DataError: `path:line: ...` naming the value and what was expected, for a missing file, bytes
+            that are not UTF-8, an empty file, a column named twice or missing, a row the csv module
+            cannot read (a NUL byte, a field over its size limit), or no data rows.
+    """
+    path, need = Path(path), list(required)
+    expected = f"{what} with column(s) {need}"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected {expected}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror}); expected {expected}") from None
+    reader = csv.DictReader(io.StringIO(decode_utf8(data, path, expected), newline=""))
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if not header:
+            raise DataError(f"{path}:1: no header line (empty file); expected {expected}")
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:  # DictReader would silently keep the last of them
+            raise DataError(
+                f"{path}:1: column(s) {twice} appear more than once; header is {header}"
+            )
+        missing = [c for c in need if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: missing column(s) {missing}; header is {header}")
+        reader.fieldnames = header
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as err:  # a field over the csv module's size limit, say; DictReader's
+        line = reader.reader.line_num  # own count lags one row behind on an error
+        raise DataError(f"{path}:{line}: not a readable CSV row ({err})") from None
+    if not rows:
+        raise DataError(f"{path}: no data rows (a header only); expected {expected}")
+    return header, rows
+
+
+def _short_row(path: str | Path, line: int, column: str) -> DataError:
+    return DataError(f"{path}:{line}: no {column} value: the row has fewer fields than the header")
+
+
+def parse_arch(
+    path: str | Path, line: int, value: str | None, space: Any, column: str = "arch"
+) -> tuple[int, ...]:
+    """`value` (field `column` of `path`'s row at `line`) parsed by `space`; a DataError naming
+    the file, line and value otherwise."""
+    if value is None:
+        raise _short_row(path, line, column)
+    try:
+        return space.parse(value)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"{path}:{line}: bad arch {value!r}: {err}") from None
+
+
+def parse_number(
+    path: str | Path, line: int, column: str, value: str | None, finite: bool = True
+) -> float:
+    """`value` (field `column` of `path`'s row at `line`) as a float: finite, or with
+    `finite=False` anything but NaN (a score may be +-inf); a DataError naming the file, line,
+    column and value otherwise."""
+    if value is None:
+        raise _short_row(path, line, column)
+    try:
+        x = float(value)
+    except ValueError:
+        raise DataError(f"{path}:{line}: {column}={value!r} is not a number") from None
+    if x != x and not finite:
+        raise DataError(f"{path}:{line}: {column}={value!r} is NaN; expected a number")
+    if finite and not math.isfinite(x):
+        raise DataError(
+            f"{path}:{line}: {column}={value!r} is not finite; expected a finite number"
+        )
+    return x
+
+
 def read_archs_csv(
     path: str | Path, space: Any, rank_by: str | None = None
 ) -> list[tuple[int, ...]]:
     """Archs listed in a CSV's `arch` column (a `subnets.csv` or a zero-shot table works), in file
-    order, or best first by the numeric column `rank_by`. Errors name the file, line and value."""
+    order, or best first by the numeric column `rank_by` (NaN refused), each arch once. Errors name
+    the file, line and value (`read_csv_rows`)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"arch list {path} does not exist; expected a CSV with an arch column")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text at byte {err.start}; expected a CSV") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    need = ["arch"] + ([rank_by] if rank_by else [])
-    missing = [c for c in need if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-    entries = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            arch = space.parse(row["arch"])
-            value = float(row[rank_by]) if rank_by else 0.0
-        except (ValueError, TypeError, AttributeError) as err:
-            raise DataError(f"{path}, line {line}: {err}") from None
-        if value != value:
-            raise DataError(f"{path}, line {line}: {rank_by} is NaN for {row['arch']!r}")
-        entries.append((arch, value))
-    if not entries:
-        raise DataError(f"{path}: no rows")
+    need = ["arch", *([rank_by] if rank_by else [])]
+    _, rows = read_csv_rows(path, need, "an arch list (a CSV)")
+    entries = [
+        (
+            parse_arch(path, line, row["arch"], space),
+            parse_number(path, line, rank_by, row[rank_by], finite=False) if rank_by else 0.0,
+        )
+        for line, row in rows
+    ]
     if rank_by:
         entries.sort(key=lambda e: -e[1])
     seen: set[tuple[int, ...]] = set()
