@@ -5,6 +5,7 @@ the supernet's."""
 from __future__ import annotations
 
 from predictor.benchmarks import ceiling as _ceiling
+from predictor.benchmarks import lab as _lab
 from predictor.benchmarks import nb201 as _nb201
 from predictor.benchmarks import prediction as _prediction
 from predictor.benchmarks import ranking as _ranking
@@ -28,3 +29,4 @@ bench_search = command("benchmark_search", _bench_search)
 bench_speed = command("benchmark_speed", _speed)
 bench_zeroshot = command("benchmark_zeroshot", _zeroshot)
 bench_ceiling = command("benchmark_ceiling", _ceiling)
+bench_supernet = command("benchmark_supernet", _lab)
