@@ -411,8 +411,15 @@ def ab_markdown(ab: dict[str, dict], info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_ab(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
-    """Every option of `ab.options`, on against off, `ab.rounds` interleaved rounds each."""
+def run_ab(
+    cfg: DictConfig,
+    space: Any,
+    dm: NASDataModule,
+    device: torch.device,
+    save: Callable[[dict], Any],
+) -> dict:
+    """Every option of `ab.options`, on against off, `ab.rounds` interleaved rounds each; `save`
+    gets the results so far after each option (a run cut short keeps what it measured)."""
     unknown = [o for o in cfg.ab.options if o not in AB_OPTIONS]
     if unknown:
         raise ValueError(f"ab.options: unknown {unknown}; expected some of {sorted(AB_OPTIONS)}")
@@ -422,6 +429,7 @@ def run_ab(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device)
             ab[name] = {**what, **ab_times(on, off, device, cfg.ab.rounds)}
             brief = {k: v for k, v in ab[name].items() if not k.endswith("calls_ms")}
             print(name, json.dumps(brief))
+        save(ab)
     return ab
 
 
@@ -432,6 +440,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"mode={cfg.mode!r}; expected compare or ab")
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu")
     torch.backends.cudnn.benchmark = True
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     space = instantiate(cfg.space)
     dm = synthetic_data(cfg, device)
     result: dict[str, Any] = {
@@ -441,9 +451,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.mode == "ab":
-        result["ab"] = run_ab(cfg, space, dm, device)
-        md = ab_markdown(result["ab"], run_info(device))
-        return write_report(cfg.out, result, config, md, cfg.md_out, device=device)
+
+        def save(ab: dict) -> dict[str, Any]:
+            md = ab_markdown(ab, run_info(device))
+            return write_report(cfg.out, {**result, "ab": ab}, config, md, cfg.md_out, device)
+
+        return save(run_ab(cfg, space, dm, device, save))
     result.update(floors(cfg, space, device))
     for stage in cfg.stages:
         result[stage] = {"train": bench_train, "eval": bench_eval, "wrcor": bench_wrcor}[stage](
