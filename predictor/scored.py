@@ -18,6 +18,7 @@ from predictor.budgets import BUDGETS
 from predictor.io import read_table
 from predictor.table import TABLE_COLUMNS
 from supernet.latency import LatencyTable
+from supernet.results import parse_arch
 from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError
 
@@ -54,11 +55,7 @@ class ArchRows(Sequence[Arch]):
     def __getitem__(self, i: int) -> Arch:  # type: ignore[override]
         arch = self._archs[i]
         if arch is None:
-            s = self.strings[i]
-            try:
-                arch = self._archs[i] = self.space.parse(s)
-            except ValueError as err:
-                raise DataError(f"{self.source}:{i + 2}: bad arch {s!r}: {err}") from None
+            arch = self._archs[i] = parse_arch(self.source, i + 2, self.strings[i], self.space)
         return arch
 
     def __iter__(self) -> Iterator[Arch]:
