@@ -85,9 +85,11 @@ class ConvSlice(nn.Module):
 class AvgPool3x3(nn.Module):
     """NB201's `avg_pool_3x3`: 3x3 mean, stride 1, padding 1, the padding not counted (as
     `nn.AvgPool2d(3, 1, 1, count_include_pad=False)`), computed as shifted adds divided by each
-    window's size. It equals that module within float rounding (2.4e-7 on unit-scale inputs) and, on
-    a CPU, runs forward and backward 3-17x faster: torch's CPU avg_pool2d took 37.5 ms for a
-    (64, 8, 32, 32) batch, this 2.2 ms (1 thread; tests/test_ops.py checks the agreement).
+    window's size. It equals that module within float rounding (2.4e-7 on unit-scale inputs;
+    tests/test_ops.py checks it). Forward and backward on one CPU thread it was 3-17x faster on an
+    AMD EPYC (torch's avg_pool2d 37.5 ms for a (64, 8, 32, 32) batch, this 2.2 ms) and 1.4-1.6x on
+    an Intel Xeon (`nas-bench-speed mode=ab threads=1`, BENCHMARKS.md); with 2 threads on a busy
+    machine the Xeon's rounds ranged from 0.2x to 1.9x.
 
     Shapes:
         x `(B, C, H, W)` -> `(B, C, H, W)`.
