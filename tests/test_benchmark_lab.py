@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 from hydra import initialize_config_dir
+from omegaconf import open_dict
 
 from predictor.benchmarks.lab import auc, is_dead, protocol_archs, run, score_supernet
 from supernet.space import NB201Space
+from supernet.utils import DataError
 from tests.conftest import CONF, make_cfg
 
 SPACE = NB201Space()
@@ -80,6 +82,18 @@ def test_tiny_protocol_end_to_end(tmp_path):
     assert set(saved["summary"]) >= {"kendall", "kendall_live", "kendall_top10", "dead_auc"}
     assert saved["config"]["trainer"]["max_epochs"] == 1  # debug=tiny wins over the lab's budget
     assert "| 1 | 10 |" in (tmp_path / "out" / "benchmark_supernet.md").read_text()
+    # an evaluation lever reuses the trained supernet: nothing is trained again
+    with open_dict(cfg):
+        cfg.lab.trained, cfg.paths.output_dir = str(tmp_path / "out"), str(tmp_path / "bf16")
+        cfg.evaluator.bf16 = True
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        again = run(cfg)
+    assert not (tmp_path / "bf16" / "seed_0" / "train").exists()
+    assert again["per_seed"][0]["n"] == len(archs) and "train" not in again["stage_times_s"][0]
+    with open_dict(cfg):
+        cfg.seeds = [5]
+    with pytest.raises(DataError, match="seed_5"):
+        run(cfg)
 
 
 def test_without_a_truth_the_lab_skips(tmp_path):

@@ -6,9 +6,10 @@
 (`python scripts/benchmark_supernet.py ...` in a checkout.) A fixed protocol, so that each row of
 an ablation table is one command with one lever changed (`supernet.net.share_convs=false`,
 `sampler=fair`, `supernet.optimizer.lr=0.1`, `trainer.max_epochs=20`, `evaluator.calib_batches=8`,
-...). Per seed it trains a supernet (the train stage, with the protocol's budget: C=8, N=1 and
-`trainer.max_epochs` on CIFAR-10's training half by default), then evaluates with inherited weights
-one fixed set of archs: `lab.num_archs` drawn uniformly over the isomorphism classes with
+...); an evaluation lever (`evaluator.bf16=true`, `evaluator.bn=batch`) can reuse an earlier
+run's supernets with `lab.trained=<its output folder>`. Per seed it trains a supernet (the train
+stage, with the protocol's budget: C=8, N=1 and `trainer.max_epochs` on CIFAR-10's training half
+by default), then evaluates with inherited weights one fixed set of archs: `lab.num_archs` drawn uniformly over the isomorphism classes with
 `lab.arch_seed` (the same for every seed and every lever, so rows are paired) plus the space's
 reference archs. It scores the supernet's accuracies of those archs against the truth:
 - Kendall and Spearman over every evaluated arch;
@@ -39,7 +40,7 @@ from supernet.classes import live_edges
 from supernet.evaluator import choose_archs
 from supernet.space import Arch, SearchSpace
 from supernet.stages import evaluate, train
-from supernet.utils import atomic_write_text
+from supernet.utils import DataError, atomic_write_text
 
 METRICS = ("kendall", "spearman", "kendall_live", "kendall_top10", "dead_auc")
 TOP_FRACTION = 0.1
@@ -105,11 +106,28 @@ def one_seed(cfg: DictConfig, seed: int, out: Path, archs_csv: Path) -> dict[str
         cfg.seed = seed
         cfg.paths.output_dir = str(out)
     stage = Stages(cfg, out)
-    ckpt = stage("train", train, "train", {})["ckpt_path"]
+    ckpt = trained_ckpt(cfg.lab.trained, seed) if cfg.lab.trained else None
+    ckpt = ckpt or stage("train", train, "train", {})["ckpt_path"]
     chain = {"ckpt_path": ckpt, "evaluator": {**cfg.evaluator, "archs": str(archs_csv)}}
     chain["evaluator"]["num_archs"] = None  # every listed arch
     samples = stage("evaluate", evaluate, "evaluate", chain)["out"]
     return {"acc": read_column(samples, "acc"), "times_s": stage.times}
+
+
+def trained_ckpt(folder: str, seed: int) -> str:
+    """Seed `seed`'s supernet from an earlier lab run's output folder (an evaluation lever reuses
+    the trained supernets instead of training again).
+
+    Raises:
+        DataError: the folder holds no such checkpoint.
+    """
+    ckpt = Path(folder) / f"seed_{seed}" / "train" / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise DataError(
+            f"lab.trained={folder}: no {ckpt}; expected the output folder of an earlier "
+            f"nas-bench-supernet run that trained seed {seed}"
+        )
+    return str(ckpt)
 
 
 def skip_reason(cfg: DictConfig) -> str | None:
@@ -170,7 +188,7 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["summary"]
     cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in METRICS]
     refs = np.nanmean(np.array(results["reference_acc"], float), axis=0)
-    train_s = np.mean([t["train"] for t in results["stage_times_s"]])
+    train_s = np.mean([t.get("train", 0.0) for t in results["stage_times_s"]])
     eval_s = np.mean([t["evaluate"] for t in results["stage_times_s"]])
     head = ("seeds", "archs", *METRICS, "reference archs (%)", "train / evaluate (s)")
     return (
