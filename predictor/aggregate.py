@@ -12,6 +12,10 @@ What each job's folder holds, per stage (every file optional):
 - fit: the numbers of `fit.json`'s `metrics`;
 - any other `<stage>_run.json` (query, search, export...): its top-level numbers, and those of
   its first `top` row as `best/<key>` (query's best arch: score, flops_M, params_M).
+
+Under a hyper-parameter search (conf/hparams_search/, or any multirun with `optimized_metric=`),
+the summary also lists each job's value of that metric and, with the sweeper's `direction`, the
+best job: the trials side by side, which a mean ± std over them does not show.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from predictor.summary import read_last_metrics
 
@@ -53,8 +57,13 @@ class MultirunSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         root = self.root or Path(str(config.hydra.sweep.dir))
+        direction = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
         try:
-            summary = write_summary(root)
+            summary = write_summary(
+                root,
+                config.get("optimized_metric"),
+                direction if isinstance(direction, str) else None,
+            )
         except OSError as err:
             log.warning("no multirun summary in %s: %s", root, err)
             return
@@ -62,28 +71,58 @@ class MultirunSummary(Callback):
             log.info("multirun summary of %d jobs: %s", len(summary["jobs"]), root / SUMMARY_MD)
 
 
-def write_summary(root: str | Path) -> dict[str, Any]:
+def write_summary(
+    root: str | Path, metric: str | None = None, direction: str | None = None
+) -> dict[str, Any]:
     """Summarises the jobs under the sweep folder `root` into `root/multirun_summary.{json,md}`.
     No job with metrics: nothing is written.
 
+    Args:
+        metric: the sweep's `optimized_metric` (e.g. `val/acc`), listed per job; None: not.
+        direction: the sweeper's `maximize` or `minimize`, which names the best job.
+
     Returns:
-        `jobs` (folder and overrides of each) and `stages`: stage -> metric -> `mean`, `std`
-        (the sample standard deviation, 0 for one value), `n` and the jobs' `values`.
+        `jobs` (folder and overrides of each), `stages`: stage -> metric -> `mean`, `std`
+        (the sample standard deviation, 0 for one value), `n` and the jobs' `values`; with
+        `metric`, `objective` too (`objective_summary`).
     """
     root = Path(root)
     jobs = job_folders(root)
     per_job = {job: job_metrics(job) for job in jobs}
-    summary = {
+    summary: dict[str, Any] = {
         "sweep_dir": str(root),
         "jobs": [{"dir": job.name, "overrides": read_overrides(job)} for job in jobs],
         "stages": summarise([per_job[job] for job in jobs]),
     }
+    if metric:
+        summary["objective"] = objective_summary(
+            {job.name: per_job[job] for job in jobs}, metric, direction
+        )
     if not summary["stages"]:
         log.warning("multirun summary: no job under %s wrote metrics", root)
         return summary
     (root / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
     (root / SUMMARY_MD).write_text(summary_markdown(summary))
     return summary
+
+
+def objective_summary(
+    per_job: Mapping[str, Mapping[str, Mapping[str, float]]],
+    metric: str,
+    direction: str | None,
+) -> dict[str, Any]:
+    """Each job's value of `metric` (from whichever stage logged it; None where none did, e.g. a
+    NaN, which is a failed trial) and, with `direction` maximize or minimize, the best job."""
+    values: dict[str, float | None] = {}
+    for job, stages in per_job.items():
+        found = [m[metric] for m in stages.values() if metric in m]
+        values[job] = found[0] if found else None
+    have = {job: v for job, v in values.items() if v is not None}
+    best = None
+    if have and direction in ("maximize", "minimize"):
+        pick = max if direction == "maximize" else min
+        best = pick(have, key=lambda job: have[job])
+    return {"metric": metric, "direction": direction, "values": values, "best": best}
 
 
 def job_folders(root: Path) -> list[Path]:
@@ -199,16 +238,23 @@ def stage_order(stage: str) -> tuple[int, str]:
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    """The summary as Markdown: the jobs and their overrides, then one table per stage."""
+    """The summary as Markdown: the jobs and their overrides, each job's value of the objective
+    (under a search), then one table per stage."""
     lines = [f"# Multirun summary: {len(summary['jobs'])} jobs", ""]
     lines += [
         f"- `{j['dir']}`: {' '.join(j['overrides']) or '(no overrides)'}" for j in summary["jobs"]
     ]
-    lines += [
-        "",
-        "Mean ± std (sample standard deviation) over the jobs that logged each metric.",
-        "",
-    ]
+    lines.append("")
+    objective = summary.get("objective")
+    if objective:
+        direction = f" ({objective['direction']})" if objective["direction"] else ""
+        lines += [f"## objective: {objective['metric']}{direction}", ""]
+        lines += ["| job | value |", "|---|---|"]
+        for job, value in objective["values"].items():
+            shown = "none (failed)" if value is None else f"{value:.4g}"
+            lines.append(f"| `{job}`{' (best)' if job == objective['best'] else ''} | {shown} |")
+        lines.append("")
+    lines += ["Mean ± std (sample standard deviation) over the jobs that logged each metric.", ""]
     for stage, metrics in summary["stages"].items():
         lines += [f"## {stage}", "", "| metric | mean ± std | n |", "|---|---|---|"]
         lines += [

@@ -7,11 +7,13 @@ input (`DataError`, a missing file) is one line on stderr and exit code 2.
 Before the stage runs, the config's `extras` node (conf/extras/default.yaml, as
 lightning-hydra-template's) prints the config tree and drops known warnings. Under a
 hyper-parameter search (conf/hparams_search/), the command returns the value of the config's
-`optimized_metric` from the stage's metrics, which is what the sweeper minimises or maximises.
+`optimized_metric` from the stage's metrics, which is what the sweeper minimises or maximises
+(None when it is NaN: a failed trial).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import textwrap
@@ -32,25 +34,62 @@ from supernet.stages import zeroshot as _zeroshot
 from supernet.utils import DataError
 
 CONFIG_PATH = "pkg://nas_conf"
+log = logging.getLogger(__name__)
 
 
 def command(config_name: str, stage: ModuleType) -> Callable[[], None]:
     """A console entry point: composes `conf/<config_name>.yaml` with the command line's overrides,
-    runs `stage.run(cfg)`, then `stage.report(cfg, result)`."""
+    runs `stage.run(cfg)`, then `stage.report(cfg, result)`, and ends a W&B run the stage started
+    (`finish_wandb_run`), failed if the stage raised or exited."""
 
     @hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")
     def main(cfg: DictConfig) -> float | None:
         apply_extras(cfg)
         try:
-            result = stage.run(cfg)
-            value = optimized_value(cfg.get("optimized_metric"), result)
-        except (DataError, FileNotFoundError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-        stage.report(cfg, result)
+            value = run_stage(stage, cfg)
+        except BaseException:
+            finish_wandb_run(exit_code=1)
+            raise
+        finish_wandb_run(exit_code=0)
         return value
 
     return main
+
+
+def run_stage(stage: ModuleType, cfg: DictConfig) -> float | None:
+    """`stage.run(cfg)` then `stage.report`; returns the value for a sweeper (`sweeper_value`).
+
+    Raises:
+        SystemExit: code 2 on bad input (`DataError`, a missing file), the message on stderr.
+    """
+    try:
+        result = stage.run(cfg)
+        value = optimized_value(cfg.get("optimized_metric"), result)
+    except (DataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    stage.report(cfg, result)
+    return sweeper_value(cfg.get("optimized_metric"), value)
+
+
+def finish_wandb_run(exit_code: int) -> None:
+    """Ends the W&B run that the stage's `logger=wandb` started, if any. The jobs of a multirun
+    share one process, and Lightning's WandbLogger joins a run in progress: without this, every
+    job after the first logged into the first job's run."""
+    wandb = sys.modules.get("wandb")  # never imported here: only a stage that used it has it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def sweeper_value(metric: str | None, value: float | None) -> float | None:
+    """What the command returns to a sweeper: the metric's value, or None (with a warning) when it
+    is NaN, which the Optuna sweeper counts as a failed trial. hydra-optuna-sweeper 1.3.0 stops
+    the whole sweep on a NaN instead: it hands the failed trial's value back to Optuna, which
+    refuses it."""
+    if value is None or math.isfinite(value):
+        return value
+    log.warning("optimized_metric=%s is NaN: this trial counts as failed", metric)
+    return None
 
 
 def apply_extras(cfg: DictConfig) -> None:

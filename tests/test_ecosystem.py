@@ -15,8 +15,9 @@ import yaml
 from omegaconf import OmegaConf
 from scipy.stats import rankdata
 
+from predictor.aggregate import SUMMARY_MD, write_summary
 from predictor.module import RidgePredictor, predictor_from_state
-from supernet.cli import apply_extras, optimized_value
+from supernet.cli import apply_extras, finish_wandb_run, optimized_value, sweeper_value
 from supernet.noise import LIGHTNING_LOG
 from supernet.proxies import average_ranks
 from supernet.space import NB201Space
@@ -60,6 +61,53 @@ def test_optimized_value_for_a_sweeper():
     assert math.isnan(optimized_value("fit/heldout_tau", result))
     with pytest.raises(DataError, match=r"optimized_metric=val/loss .*val/acc"):
         optimized_value("val/loss", result)
+
+
+def test_a_nan_objective_is_returned_as_none_a_failed_trial(caplog):
+    """hydra-optuna-sweeper 1.3.0 stops the whole sweep on a NaN (it tells Optuna the failed
+    trial's value); None is a failed trial and the sweep goes on (test_ecosystem_installed.py)."""
+    assert sweeper_value("val/acc", 12.5) == 12.5 and sweeper_value(None, None) is None
+    with caplog.at_level("WARNING", logger="supernet.cli"):
+        assert sweeper_value("fit/heldout_tau", math.nan) is None
+    assert "fit/heldout_tau is NaN" in caplog.text
+
+
+def test_finish_wandb_run_ends_a_run_in_progress_only(monkeypatch):
+    """Each job of a multirun ends its W&B run: Lightning's WandbLogger would join it otherwise."""
+    import types
+
+    ended = []
+    fake = types.SimpleNamespace(run=None, finish=lambda exit_code: ended.append(exit_code))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    finish_wandb_run(exit_code=0)
+    assert ended == []  # no run: nothing to end
+    fake.run = object()
+    finish_wandb_run(exit_code=1)
+    assert ended == [1]
+    monkeypatch.delitem(sys.modules, "wandb")
+    finish_wandb_run(exit_code=0)  # never imported: nothing imports it
+
+
+def test_multirun_summary_lists_the_objective_per_job_and_the_best(tmp_path):
+    for num, acc in [(0, "12.5"), (1, "30.0"), (2, "")]:  # job 2 logged no val/acc
+        job = tmp_path / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- lr={num}\n")
+        (job / "csv").mkdir()
+        (job / "csv" / "metrics.csv").write_text(f"epoch,step,val/acc,train/loss\n0,9,{acc},2.0\n")
+    summary = write_summary(tmp_path, "val/acc", "maximize")
+    assert summary["objective"] == {
+        "metric": "val/acc",
+        "direction": "maximize",
+        "values": {"0": 12.5, "1": 30.0, "2": None},
+        "best": "1",
+    }
+    md = (tmp_path / SUMMARY_MD).read_text()
+    assert "## objective: val/acc (maximize)" in md
+    assert "| `1` (best) | 30 |" in md and "| `2` | none (failed) |" in md
+    assert write_summary(tmp_path, "val/acc", "minimize")["objective"]["best"] == "0"
+    assert write_summary(tmp_path, "val/acc")["objective"]["best"] is None  # no direction
+    assert "objective" not in write_summary(tmp_path)  # a plain multirun: none
 
 
 @pytest.mark.parametrize("logger", ["wandb", "mlflow"])
