@@ -7,7 +7,7 @@ tests/test_ecosystem.py covers that side. Run them in a venv that has the extras
     pip install -e '.[dev,mlflow,wandb,optuna]'
     pytest tests/test_ecosystem_installed.py
 Last passed with wandb 0.31.0, mlflow 3.17.2, hydra-optuna-sweeper 1.3.0 + optuna 2.10.1
-(SQLAlchemy 1.4.54), hydra-core 1.3.8, pytorch-lightning 2.6.6, torch 2.13.0+cpu.
+(SQLAlchemy 1.4.54, alembic 1.19.2), hydra-core 1.3.8, pytorch-lightning 2.6.6, torch 2.13.0+cpu.
 """
 
 from __future__ import annotations
@@ -189,3 +189,21 @@ def test_optuna_nan_objective_fails_the_trial_not_the_sweep(tmp_path):
     assert "Values cannot be specified" not in log
     assert (sweep / "1" / "fit.json").is_file()  # the second trial ran
     assert proc.returncode != 0 and "No trials are completed yet" in log
+
+
+def test_optuna_study_in_sqlite_storage_resumes(tmp_path):
+    """`hydra.sweeper.storage=sqlite:///...` (supernet_optuna.yaml's comment): a second sweep adds
+    its trials to the same study. optuna 2.10's RDB storage fails on SQLAlchemy 2, which the
+    optuna extra therefore excludes."""
+    need("hydra_plugins.hydra_optuna_sweeper", "optuna")
+    import optuna
+
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    script, args = search_command("predictor_optuna", tmp_path)
+    args += ["hparams_search=predictor_optuna", "debug=tiny", "hydra.sweeper.n_trials=1"]
+    for num in (0, 1):
+        sweep = f"hydra.sweep.dir={tmp_path / f'sweep{num}'}"
+        proc = run_script(script, [*args, f"hydra.sweeper.storage={db}", sweep], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(study_name="predictor", storage=db)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
