@@ -26,7 +26,7 @@ def test_speed_benchmark_runs_tiny_and_reports_every_stage(tmp_path):
 def test_ab_mode_times_every_option_on_and_off_and_reports_where(tmp_path):
     """mode=ab on the tiny space: every option (pooling at the three stage sizes) gets `rounds`
     timed calls per variant, medians and their ratio, in JSON and Markdown with the run's record."""
-    rounds = 3
+    rounds = 2
     cfg = make_cfg(
         "benchmark_speed",
         tmp_path,
@@ -38,7 +38,7 @@ def test_ab_mode_times_every_option_on_and_off_and_reports_where(tmp_path):
             "ab.pool_calls=1",
             "ab.train_steps=1",
             "ab.eval_subnets=1",
-            "ab.eval_images=64",
+            "ab.eval_images=32",
             "ab.wrcor_archs=2",
         ],
     )
