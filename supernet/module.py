@@ -108,8 +108,8 @@ def load_supernet(
         net = space.build_supernet(
             meta["num_classes"],
             meta["in_channels"],
-            meta["affine"],
-            meta["track_running_stats"],
+            affine=meta["affine"],
+            track_running_stats=meta["track_running_stats"],
             **layout_options(meta.get("weights")),
         )
         state = {

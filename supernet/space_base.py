@@ -131,20 +131,14 @@ class SearchSpace(ABC):
         cls = locate(self.encoder_target, f"space {self.name!r}: encoder_target")
         return cls(self, prune=prune, undirected=undirected)
 
-    def build_supernet(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        affine: bool = False,
-        track_running_stats: bool = False,
-        share_convs: bool = False,
-        share_bn: bool = False,
-    ) -> nn.Module:
-        """The space's supernet. `share_convs` / `share_bn` are weight layouts that only some
-        supernets have (`shares_convs`: NB201's cells); the others ignore them."""
-        sharing = (share_convs, share_bn) if self.shares_convs else ()
-        cls = self.supernet_class()
-        return cls(self, num_classes, in_channels, affine, track_running_stats, *sharing)
+    def build_supernet(self, num_classes: int, in_channels: int = 3, **options: bool) -> nn.Module:
+        """The space's supernet, with the supernet class's keyword `options` (`affine`,
+        `track_running_stats`, `share_convs`, `share_bn`: `supernet.model.SuperNet`'s). The weight
+        layouts `share_convs` / `share_bn` exist only where `shares_convs` (NB201's cells); the
+        other supernets ignore them."""
+        if not self.shares_convs:
+            options = {k: v for k, v in options.items() if k not in ("share_convs", "share_bn")}
+        return self.supernet_class()(self, num_classes, in_channels, **options)
 
     def network_class(self) -> type[nn.Module]:
         """The standalone network of one arch (`supernet.network.StandaloneNetwork`)."""
