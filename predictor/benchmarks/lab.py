@@ -9,8 +9,8 @@ an ablation table is one command with one lever changed (`supernet.net.share_con
 ...); an evaluation lever (`evaluator.bf16=true`, `evaluator.bn=batch`) can reuse an earlier
 run's supernets with `lab.trained=<its output folder>`. Per seed it trains a supernet (the train
 stage, with the protocol's budget: C=8, N=1, 40 bf16 epochs on CIFAR-10's training half by
-default), then evaluates with inherited weights one fixed set of archs: `lab.num_archs` drawn uniformly over the isomorphism classes with
-`lab.arch_seed` (the same for every seed and every lever, so rows are paired) plus the space's
+default), then evaluates with inherited weights one fixed set of archs: `lab.num_archs` drawn
+uniformly over the isomorphism classes with `lab.arch_seed` (the same for every seed and every lever, so rows are paired) plus the space's
 reference archs. It scores the supernet's accuracies of those archs against the truth:
 - Kendall and Spearman over every evaluated arch;
 - Kendall over the live archs alone (a cell whose output is cut off computes nothing: every
@@ -34,7 +34,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from scipy.stats import kendalltau, spearmanr
 
 from predictor.benchmarks import nb201
-from predictor.benchmarks.common import missing, read_column, skipped, write_report
+from predictor.benchmarks.common import (
+    TOP_FRACTION,
+    missing,
+    read_column,
+    skipped,
+    write_report,
+)
 from predictor.benchmarks.nb201 import Stages, aggregate, decode_cifar10
 from supernet.classes import live_edges
 from supernet.evaluator import choose_archs
@@ -43,7 +49,6 @@ from supernet.stages import evaluate, train
 from supernet.utils import DataError, atomic_write_text
 
 METRICS = ("kendall", "spearman", "kendall_live", "kendall_top10", "dead_auc")
-TOP_FRACTION = 0.1
 
 
 def protocol_archs(space: SearchSpace, num_archs: int, seed: int) -> list[Arch]:
@@ -101,7 +106,7 @@ def score_supernet(
 
 
 def one_seed(cfg: DictConfig, seed: int, out: Path, archs_csv: Path) -> dict[str, Any]:
-    """Trains and evaluates one seed's supernet; returns its accuracies and stage wall times."""
+    """Trains and evaluates one seed's supernet; returns its `subnets.csv` and stage wall times."""
     with open_dict(cfg):
         cfg.seed = seed
         cfg.paths.output_dir = str(out)
@@ -111,7 +116,7 @@ def one_seed(cfg: DictConfig, seed: int, out: Path, archs_csv: Path) -> dict[str
     chain = {"ckpt_path": ckpt, "evaluator": {**cfg.evaluator, "archs": str(archs_csv)}}
     chain["evaluator"]["num_archs"] = None  # every listed arch
     samples = stage("evaluate", evaluate, "evaluate", chain)["out"]
-    return {"acc": read_column(samples, "acc"), "times_s": stage.times}
+    return {"samples": samples, "times_s": stage.times}
 
 
 def trained_ckpt(folder: str, seed: int) -> str:
@@ -157,10 +162,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     per_seed, times, ref_acc = [], [], []
     for seed in cfg.seeds:
         r = one_seed(cfg, int(seed), out / f"seed_{seed}", archs_csv)
-        canonical = {space.to_str(space.parse(a)): v for a, v in r["acc"].items()}
-        per_seed.append({"supernet": score_supernet(canonical, truth, space)})
+        acc = read_column(r["samples"], "acc", space)  # canonical arch strings, as the truth's
+        per_seed.append({"supernet": score_supernet(acc, truth, space)})
         times.append(r["times_s"])
-        ref_acc.append([canonical.get(a, float("nan")) for a in refs])
+        ref_acc.append([acc.get(a, float("nan")) for a in refs])
     summary = aggregate(per_seed)["supernet"]
     results = {
         "seeds": list(cfg.seeds),
