@@ -14,6 +14,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `-n 2` (pyproject's addopts) runs two workers on CI's two cores: one torch thread each, and
+    # one in each script a test starts (they inherit the variable), so that nothing oversubscribes
+    # the cores. At 2 threads per process on a busy 2-core machine, a tiny step is ~5-10x slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED = ROOT.parent / "shared"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from predictor.aggregate import SUMMARY_JSON, SUMMARY_MD, job_folders, write_summary
 
@@ -90,7 +91,8 @@ def test_one_job_has_zero_std_and_a_stage_missing_in_a_job_counts_the_others(
 @pytest.mark.slow
 def test_real_multirun_over_two_seeds_writes_one_summary(tmp_path: Path) -> None:
     """`scripts/train.py -m seed=0,1` in a folder of its own, with Hydra's default sweep folder
-    (its `${now:...}` name must be the jobs' folder when the summary is written)."""
+    (its `${now:...}` name must be the jobs' folder when the summary is written). Also the sweep
+    itself (was tests/test_ddp.py's own multirun): two seeds, two different supernets."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "debug=tiny", "seed=0,1"],
         cwd=tmp_path,
@@ -108,3 +110,8 @@ def test_real_multirun_over_two_seeds_writes_one_summary(tmp_path: Path) -> None
     acc = summary["stages"]["train"]["val/acc"]
     assert acc["n"] == 2 and acc["std"] == pytest.approx(statistics.stdev(acc["values"]))
     assert "## train" in (sweep / SUMMARY_MD).read_text()
+    a, b = (
+        torch.load(sweep / str(k) / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for k in (0, 1)
+    )
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # two seeds, two different supernets
