@@ -1,4 +1,5 @@
-"""The whole pipeline: train the supernet, evaluate subnets, fit the predictor, query the table.
+"""The whole pipeline: train the supernet, evaluate subnets, score every arch zero-shot, fit the
+predictor, query the table.
 
 Each stage is the stage script's own `run(cfg)`, given its own composed config (conf/<stage>.yaml)
 with the shared groups and seed of this run, the stage's section of conf/run.yaml, and the file the
@@ -9,8 +10,14 @@ one-screen summary (stage times, the supernet's reference-arch accuracies, the f
 the top archs, the plots, and a warning block when the answer looks like noise) is logged and
 written to `summary.md`.
 
+The zero-shot stage scores one member of each class of same-function archs (WRCor by default) and
+the fit takes that file as `features`: the table is then the fusion of the fitted prediction, WRCor
+and live params, the best ranking measured (BENCHMARKS.md, issue 18). The fit takes it only when it
+covers every class (not under a `zeroshot.limit`, as in debug=tiny).
+
 A space too large to tabulate (the 20-layer chain) has no table to query: `search` runs in place of
-`query`, from fit's checkpoint, with the query section's budgets where the search section has none.
+`query`, from fit's checkpoint, with the query section's budgets where the search section has none;
+it has no class list to score either, so the zero-shot stage is skipped there.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from predictor.stages import fit, query, search
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
 from supernet.progress import EpochProgress, Heartbeat, format_seconds
-from supernet.stages import evaluate, train
+from supernet.stages import evaluate, train, zeroshot
 from supernet.utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -46,11 +53,12 @@ SHARED = (
     "callbacks",
     "predictor",
     "search",  # the search group (population...); the NB201 benchmark's stages read none of it
-    "zeroshot",  # the proxies group's node (proxies, limit...): nas-bench-nb201's zero-shot stage
+    "zeroshot",  # the proxies group's node (proxies, limit...): the zero-shot stage's
 )
 STAGES = {
     "train": train.run,
     "evaluate": evaluate.run,
+    "zeroshot": zeroshot.run,
     "fit": fit.run,
     "query": query.run,
     "search": search.run,
@@ -89,7 +97,7 @@ def stage_config(
 
 def plan(cfg: DictConfig) -> tuple[list[str], bool]:
     """The stages to run, in order, and whether `search` took `query`'s place (a space too large
-    to tabulate has no table to query)."""
+    to tabulate has no table to query, and no class list for `zeroshot` to score: it is dropped)."""
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
@@ -102,7 +110,22 @@ def plan(cfg: DictConfig) -> tuple[list[str], bool]:
             f"space {space.name} has {space.size:.3g} archs, too many for a table: running "
             "`search` in place of `query`"
         )
+    if "zeroshot" in stages and not space.enumerable:
+        stages.remove("zeroshot")
+        log.info(f"space {space.name} is too large to score every arch: skipping `zeroshot`")
     return stages, swapped
+
+
+def covers_space(cfg: DictConfig, result: dict[str, Any]) -> bool:
+    """Whether the zero-shot stage's file scores every arch (`archs=all`) or every class
+    (`archs=classes`) with no `zeroshot.limit`: what `fit`'s features need."""
+    section = cfg.get("zeroshot") or {}
+    listing = str(section.get("archs", "all"))
+    return (
+        listing in ("all", "classes")
+        and not section.get("limit")
+        and result["total"] >= result["archs"] > 0
+    )
 
 
 def chained(cfg: DictConfig, stage: str, results: dict[str, Any], swapped: bool) -> dict[str, Any]:
@@ -111,7 +134,10 @@ def chained(cfg: DictConfig, stage: str, results: dict[str, Any], swapped: bool)
     if stage == "evaluate":
         return {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
     if stage == "fit":
-        return {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
+        chain = {"samples": results["evaluate"]["out"]} if "evaluate" in results else {}
+        if "zeroshot" in results and covers_space(cfg, results["zeroshot"]):
+            chain["features"] = results["zeroshot"]["out"]
+        return chain
     if stage == "query":
         return {"table": results["fit"]["table"]} if "fit" in results else {}
     if stage == "search":

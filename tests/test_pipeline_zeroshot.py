@@ -1,0 +1,91 @@
+"""The pipeline's zero-shot stage: it scores every class, and fit fuses those scores only when the
+file covers the space."""
+
+import csv
+import json
+import random
+
+from hydra import initialize_config_dir
+
+from predictor.stages.pipeline import covers_space, plan, run
+from supernet.classes import class_representatives
+from supernet.space import NB201Space
+from tests.conftest import CONF, make_cfg
+
+FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]
+SPACE = NB201Space()
+
+
+def write_rows(path, fields, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
+    # a finished zero-shot file (one row per class, as `archs=classes` writes it): the stage
+    # resumes it with nothing left to score, and fit takes it as features
+    reps = class_representatives(SPACE)
+    rng = random.Random(0)
+    rows = [
+        {"arch": SPACE.to_str(a), "wrcor": f"{rng.gauss(0, 1):.6g}", "seed": 0, "data": "digits"}
+        for a in reps
+    ]
+    write_rows(tmp_path / "zeroshot.csv", ["arch", "wrcor", "seed", "data"], rows)
+    samples = [{"arch": SPACE.to_str(a), "acc": f"{rng.uniform(20, 90):.2f}"} for a in reps[:24]]
+    write_rows(tmp_path / "given.csv", ["arch", "acc"], samples)
+    cfg = make_cfg(
+        "run",
+        tmp_path,
+        [
+            *FAST_FIT,
+            "stages=[zeroshot,fit,query]",
+            "zeroshot.limit=0",
+            f"fit.samples={tmp_path / 'given.csv'}",
+        ],
+    )
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        results = run(cfg)
+    assert results["zeroshot"]["scored"] == 0 and results["zeroshot"]["total"] == len(reps)
+    fitted = json.loads((tmp_path / "fit.json").read_text())
+    assert fitted["config"]["features"] == str(tmp_path / "zeroshot.csv")
+    assert fitted["metrics"]["fit/features"] == ["wrcor"]
+    assert fitted["metrics"]["fit/vote_with"] == ["params_M", "wrcor"]
+    assert "zeroshot" in results["stage_s"]
+
+
+def test_a_limited_zero_shot_run_is_not_given_to_fit(tmp_path):
+    # debug=tiny scores 40 archs: too few for features, so fit runs without them
+    stages = ["train", "evaluate", "zeroshot", "fit", "query"]
+    cfg = make_cfg("run", tmp_path, [*FAST_FIT, f"stages=[{','.join(stages)}]"])
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        results = run(cfg)
+    assert results["zeroshot"]["total"] == 40
+    assert not covers_space(cfg, results["zeroshot"])
+    fitted = json.loads((tmp_path / "fit.json").read_text())
+    assert fitted["config"]["features"] is None and fitted["metrics"]["fit/features"] == []
+
+
+def test_the_default_stages_score_zero_shot_except_on_digits(tmp_path):
+    # make run's digits recipe leaves it out (4.5 min of WRCor; conf/recipe/nb201_digits.yaml)
+    assert "zeroshot" in make_cfg("run", tmp_path, ["data=cifar10"], tiny=False).stages
+    assert "zeroshot" not in make_cfg("run", tmp_path, tiny=False).stages
+    assert "zeroshot" in make_cfg("run", tmp_path, ["stages=[zeroshot,fit]"], tiny=False).stages
+
+
+def test_covers_space_needs_the_whole_listing_and_no_limit(tmp_path):
+    cfg = make_cfg("run", tmp_path, ["zeroshot.limit=0"])
+    done = {"total": 6285, "archs": 6285}
+    assert covers_space(cfg, done)
+    assert not covers_space(cfg, {"total": 6000, "archs": 6285})  # a run cut short
+    assert not covers_space(make_cfg("run", tmp_path), done)  # debug=tiny's limit
+    listed = make_cfg("run", tmp_path, ["zeroshot.limit=0", "zeroshot.archs=mine.csv"])
+    assert not covers_space(listed, done)  # a user's list of archs need not cover the space
+
+
+def test_a_space_too_large_to_list_skips_the_zero_shot_stage(tmp_path):
+    cfg = make_cfg("run", tmp_path, ["space=chain"])  # 20 layers: too many archs to list
+    stages, swapped = plan(cfg)
+    assert "zeroshot" not in stages and swapped
+    assert "zeroshot" in plan(make_cfg("run", tmp_path))[0]
