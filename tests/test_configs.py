@@ -131,7 +131,7 @@ def test_every_proxy_option_builds_its_proxy(proxy, tmp_path):
 
 def test_proxies_default_and_order(tmp_path):
     cfg = make_cfg("zeroshot", tmp_path, tiny=False)
-    assert zeroshot.plan(cfg) == (["wrcor", "naswot", "synflow", "params", "flops"], [])
+    assert zeroshot.plan(cfg) == (["wrcor", "meco", "naswot", "synflow", "params", "flops"], [])
     assert (cfg.zeroshot.limit, cfg.zeroshot.batch_size, cfg.zeroshot.chunk) == (0, 64, 16)
     cfg = make_cfg("zeroshot", tmp_path, ["proxies=[naswot,vote,wrcor]"])
     assert zeroshot.plan(cfg) == (["naswot", "wrcor"], ["naswot", "wrcor"])

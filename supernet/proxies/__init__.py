@@ -1,10 +1,10 @@
 """Zero-shot proxies: score an arch's freshly initialised network on one batch, no training.
 
-Importing the package registers `wrcor`, `naswot`, `synflow`, `params` and `flops`; `rank_vote` combines
-any subset once every arch is scored.
+Importing the package registers `wrcor`, `meco`, `naswot`, `synflow`, `params` and `flops`;
+`rank_vote` combines any subset once every arch is scored.
 """
 
-from supernet.proxies import cost, naswot, synflow, wrcor  # noqa: F401  (registers the proxies)
+from supernet.proxies import cost, meco, naswot, synflow, wrcor  # noqa: F401  (registers the proxies)
 from supernet.proxies.common import ReLURecorder, build_scoring_net, fixed_batch, logdet_ridge
 from supernet.proxies.registry import PROXIES, ProxyContext, get_proxy, register_proxy, score_archs
 from supernet.proxies.vote import average_ranks, rank_vote

@@ -55,7 +55,7 @@ def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
     if not names:
         raise ValueError(
             f"proxies={proxies}: expected at least one proxy to score (conf/proxies/: "
-            "wrcor naswot synflow params flops, and vote)"
+            "wrcor meco naswot synflow params flops, and vote)"
         )
     for n in names:
         get_proxy(n)
