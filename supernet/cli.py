@@ -4,6 +4,10 @@ Each is `@hydra.main` around a stage module's `run(cfg)` and `report(cfg, result
 that ship inside the package (`conf/` of the source tree, installed as the `nas_conf` package). Bad
 input (`DataError`, a missing file) is one line on stderr and exit code 2.
 
+A command names its stage by module path and imports it only when it runs: a process imports its
+own stage, not every stage (Lightning, torch_geometric, torch._dynamo: seconds per process), and
+`--help` or `--cfg job` imports none.
+
 Before the stage runs, the config's `extras` node (conf/extras/default.yaml, as
 lightning-hydra-template's) prints the config tree and drops known warnings. Under a
 hyper-parameter search (conf/hparams_search/), the command returns the value of the config's
@@ -13,6 +17,7 @@ hyper-parameter search (conf/hparams_search/), the command returns the value of 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sys
@@ -25,35 +30,39 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from supernet.noise import silence_known_noise
-from supernet.stages import evaluate as _evaluate
-from supernet.stages import export as _export
-from supernet.stages import latency as _latency
-from supernet.stages import retrain as _retrain
-from supernet.stages import train as _train
-from supernet.stages import zeroshot as _zeroshot
 from supernet.utils import DataError
 
 CONFIG_PATH = "pkg://nas_conf"
 log = logging.getLogger(__name__)
 
 
-def command(config_name: str, stage: ModuleType) -> Callable[[], None]:
+def command(config_name: str, stage: ModuleType | str) -> Callable[[], None]:
     """A console entry point: composes `conf/<config_name>.yaml` with the command line's overrides,
     runs `stage.run(cfg)`, then `stage.report(cfg, result)`, and ends a W&B run the stage started
-    (`finish_wandb_run`), failed if the stage raised or exited."""
+    (`finish_wandb_run`), failed if the stage raised or exited.
+
+    `stage` is the stage module or its dotted path (`"supernet.stages.train"`), imported when the
+    command runs (after `extras`, so its import warnings are filtered too), not when it is built.
+    The entry point keeps it as its `stage` attribute."""
 
     @hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")
     def main(cfg: DictConfig) -> float | None:
         apply_extras(cfg)
         try:
-            value = run_stage(stage, cfg)
+            value = run_stage(load_stage(stage), cfg)
         except BaseException:
             finish_wandb_run(exit_code=1)
             raise
         finish_wandb_run(exit_code=0)
         return value
 
+    main.stage = stage  # type: ignore[attr-defined]
     return main
+
+
+def load_stage(stage: ModuleType | str) -> ModuleType:
+    """The stage module: `stage` itself, or the module its dotted path names, imported now."""
+    return importlib.import_module(stage) if isinstance(stage, str) else stage
 
 
 def run_stage(stage: ModuleType, cfg: DictConfig) -> float | None:
@@ -151,9 +160,9 @@ def optimized_value(metric: str | None, result: Mapping[str, Any]) -> float | No
     return float(value) if math.isfinite(value) else math.nan
 
 
-train = command("train", _train)
-evaluate = command("evaluate", _evaluate)
-zeroshot = command("zeroshot", _zeroshot)
-retrain = command("retrain", _retrain)
-export = command("export", _export)
-latency = command("latency", _latency)
+train = command("train", "supernet.stages.train")
+evaluate = command("evaluate", "supernet.stages.evaluate")
+zeroshot = command("zeroshot", "supernet.stages.zeroshot")
+retrain = command("retrain", "supernet.stages.retrain")
+export = command("export", "supernet.stages.export")
+latency = command("latency", "supernet.stages.latency")

@@ -104,3 +104,43 @@ def test_script_and_command_compose_the_same_config(tmp_path: Path) -> None:
     assert script.returncode == installed.returncode == 0, script.stderr + installed.stderr
     assert "samples: x.csv" in script.stdout
     assert script.stdout.replace(str(ROOT), "") == installed.stdout.replace(str(tmp_path), "")
+
+
+def entry_points() -> dict[str, str]:
+    """Each console command of `supernet.cli` / `predictor.cli`: name -> `module:attr`."""
+    scripts = pyproject()["project"]["scripts"].items()
+    return {n: t for n, t in scripts if t.split(":")[0] in ("supernet.cli", "predictor.cli")}
+
+
+def test_every_command_names_a_stage_that_imports() -> None:
+    """The stages are imported only when a command runs: a wrong path would show only then."""
+    for name, target in entry_points().items():
+        module, attr = target.split(":")
+        stage = getattr(importlib.import_module(module), attr).stage
+        assert isinstance(stage, str), name
+        loaded = importlib.import_module(stage)
+        assert callable(loaded.run) and callable(loaded.report), (name, stage)
+
+
+def test_commands_import_no_stage_until_they_run() -> None:
+    """Importing the entry points (what `nas-fit --help` does) imports no stage or benchmark, nor
+    Lightning, torch_geometric or torch._dynamo: seconds per process otherwise."""
+    code = (
+        "import sys, predictor.cli, supernet.cli\n"
+        "heavy = ('predictor.stages', 'predictor.benchmarks', 'supernet.stages', 'lightning',"
+        " 'pytorch_lightning', 'torch_geometric', 'torch._dynamo')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_command_takes_a_stage_module_or_its_path() -> None:
+    from supernet import cli
+
+    stage = importlib.import_module("supernet.stages.export")
+    assert cli.load_stage(stage) is stage
+    assert cli.load_stage("supernet.stages.export") is stage
+    assert cli.command("export", stage).stage is stage
