@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 
@@ -15,16 +16,20 @@ from torch import nn
 from supernet.proxies import (
     PROXIES,
     ProxyContext,
+    ReLURecorder,
+    abs_corr_sum,
     average_ranks,
     build_scoring_net,
+    common,
     fixed_batch,
     get_proxy,
     rank_vote,
     register_proxy,
     score_archs,
+    wrcor,
     wrcor_matrix,
 )
-from supernet.proxies.common import RIDGE
+from supernet.proxies.common import RIDGE, recorder_for
 from supernet.space import NB201Space
 
 SPACE = NB201Space(C=4, N=1)
@@ -168,6 +173,46 @@ def test_deterministic_and_order_independent() -> None:
     assert scores(0, archs) == first
     other = scores(1, archs, ("wrcor",))
     assert all(other[a]["wrcor"] != first[a]["wrcor"] for a in archs)
+
+
+def test_a_net_with_a_dead_nets_id_gets_its_own_helpers(monkeypatch) -> None:
+    """One context, one fresh net per arch (the speed benchmark's baseline): CPython may give a net
+    the id() of one freed before, which keyed the recorder and SynFlow's copy until that net's
+    recorder (hooks on dead ReLUs) recorded nothing: IndexError in abs_corr_sum, seen once in a
+    test run (MeCo's maps: a silent 0). Here every id() collides; each net is scored as itself."""
+    monkeypatch.setattr(common, "id", lambda obj: 0, raising=False)
+    x, y = batch()
+    arch = SPACE.parse(ARCHS["mixed"])
+    shared = context()
+    for seed in range(3):
+        net = build_scoring_net(SPACE, 10, 3, seed=seed, device="cpu")
+        for name in ("wrcor", "naswot", "synflow", "meco"):
+            alone = get_proxy(name)(net, arch, x, y, context()).item()
+            assert get_proxy(name)(net, arch, x, y, shared).item() == alone, (seed, name)
+        del net
+
+
+def test_per_net_helpers_leave_with_their_net() -> None:
+    ctx = context()
+    net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
+    rec = recorder_for(net, ctx.cache)
+    assert recorder_for(net, ctx.cache) is rec
+    assert len(ctx.cache["relu_recorder"]) == 1
+    del net, rec
+    gc.collect()
+    assert len(ctx.cache["relu_recorder"]) == 0
+
+
+def test_no_response_is_a_clear_error(monkeypatch) -> None:
+    """No response has no (B, B) matrix; a recorder off the net that ran is named as the cause."""
+    with pytest.raises(ValueError, match="at least one response"):
+        abs_corr_sum([], [])
+    x, y = batch()
+    net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
+    other = ReLURecorder(build_scoring_net(SPACE, 10, 3, seed=1, device="cpu"))
+    monkeypatch.setattr(wrcor, "recorder_for", lambda net, cache: other)
+    with pytest.raises(RuntimeError, match="no ReLU response"):
+        wrcor_matrix(net, SPACE.parse(ARCHS["mixed"]), x, y, context())
 
 
 def test_registry_rejects_duplicates_and_unknown_names() -> None:

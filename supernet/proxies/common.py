@@ -4,7 +4,9 @@ the scoring network."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -19,6 +21,15 @@ RIDGE = 1e-6
 # Scratch for stacking same-size responses (elements): 256 MiB of float32, enough for every stage-1
 # response of a full NB201 net at B=64 in one batched matmul.
 MAX_STACK = 1 << 26
+# Raised when a ReLU proxy's forward recorded nothing. Every network of the space runs at least its
+# head's ReLU (`SuperNet.head_relu`, even an all-`none` cell), so an empty record is never a property
+# of an arch: the recorder is not attached to the network that ran.
+NO_RESPONSE = (
+    "no ReLU response was recorded: the recorder's hooks are not on this network (every network "
+    "runs at least its head's ReLU)"
+)
+
+T = TypeVar("T")
 
 
 def build_scoring_net(
@@ -99,12 +110,22 @@ def weights_frozen(net: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def per_net(cache: dict, name: str, net: nn.Module, build: Callable[[], T]) -> T:
+    """`build()` made once per live `net` and kept in `cache[name]`, a table weakly keyed by the net
+    itself: an entry leaves with its net. Keyed by `id(net)` instead, a net built after another was
+    freed could get the dead one's id (CPython reuses the memory) and its helper: a recorder whose
+    hooks sit on the dead net's ReLUs recorded nothing (the IndexError seen once in the speed
+    benchmark's per-arch nets), a SynFlow copy held the dead net's weights. `build()`'s result must
+    not hold `net` itself, or the entry never leaves."""
+    table = cache.setdefault(name, weakref.WeakKeyDictionary())
+    if net not in table:
+        table[net] = build()
+    return table[net]
+
+
 def recorder_for(net: SuperNet, cache: dict) -> ReLURecorder:
-    """The one recorder of `net`, built on first use and kept in `cache`."""
-    key = ("relu_recorder", id(net))
-    if key not in cache:
-        cache[key] = ReLURecorder(net)
-    return cache[key]
+    """The one recorder of `net`, built on first use and kept in `cache` while `net` lives."""
+    return per_net(cache, "relu_recorder", net, lambda: ReLURecorder(net))
 
 
 def workspace_for(device: torch.device, cache: dict) -> torch.Tensor:

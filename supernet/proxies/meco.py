@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from supernet.model import SuperNet
+from supernet.proxies.common import per_net
 from supernet.proxies.registry import ProxyContext, register_proxy
 from supernet.space import Arch
 
@@ -70,9 +71,7 @@ def meco(
     Shapes:
         x `(B, C, H, W)` -> 0-dim float64 on x's device.
     """
-    fm = ctx.cache.get(("meco", id(net)))
-    if fm is None:
-        fm = ctx.cache[("meco", id(net))] = FeatureMaps(net)
+    fm = per_net(ctx.cache, "meco", net, lambda: FeatureMaps(net))
     fm.maps, fm.active = [], True
     try:
         with torch.no_grad():

@@ -11,33 +11,36 @@ import torch
 from torch import nn
 
 from supernet.model import SuperNet
+from supernet.proxies.common import per_net
 from supernet.proxies.registry import ProxyContext, register_proxy
 from supernet.space import Arch
 
 
-def synflow_net(net: SuperNet, cache: dict) -> SuperNet:
-    """`net`'s float64, BatchNorm-free, absolute-weight copy, built once and kept in `cache`."""
-    key = ("synflow_net", id(net))
-    if key not in cache:
-        bn = net.stem[1]
-        copy = type(net)(
-            net.space,
-            net.classifier.out_features,
-            net.stem[0].in_channels,
-            affine=bn.affine,
-            track_running_stats=bn.track_running_stats,
-        )
-        copy.load_state_dict(net.state_dict())
-        for parent in list(copy.modules()):
-            for name, child in parent.named_children():
-                if isinstance(child, nn.BatchNorm2d):
-                    setattr(parent, name, nn.Identity())
-        copy = copy.to(device=next(net.parameters()).device, dtype=torch.float64)
-        with torch.no_grad():
-            for p in copy.parameters():
-                p.abs_()
-        cache[key] = (copy, [p for p in copy.parameters()])
-    return cache[key]
+def synflow_net(net: SuperNet, cache: dict) -> tuple[SuperNet, list[nn.Parameter]]:
+    """`net`'s float64, BatchNorm-free, absolute-weight copy and its parameters, built once and
+    kept in `cache` while `net` lives (`per_net`)."""
+    return per_net(cache, "synflow_net", net, lambda: build_synflow_net(net))
+
+
+def build_synflow_net(net: SuperNet) -> tuple[SuperNet, list[nn.Parameter]]:
+    bn = net.stem[1]
+    copy = type(net)(
+        net.space,
+        net.classifier.out_features,
+        net.stem[0].in_channels,
+        affine=bn.affine,
+        track_running_stats=bn.track_running_stats,
+    )
+    copy.load_state_dict(net.state_dict())
+    for parent in list(copy.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(parent, name, nn.Identity())
+    copy = copy.to(device=next(net.parameters()).device, dtype=torch.float64)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.abs_()
+    return copy, list(copy.parameters())
 
 
 @register_proxy("synflow")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from supernet.model import SuperNet
 from supernet.proxies.common import (
     MAX_STACK,
+    NO_RESPONSE,
     group_by_size,
     logdet_ridge,
     recorder_for,
@@ -54,7 +55,15 @@ def abs_corr_sum(
 
     Shapes:
         returns `(B, B)` float64.
+
+    Raises:
+        ValueError: no response (K has no defined size; never the case for a network of the
+            space, whose head's ReLU always runs: see `NO_RESPONSE`).
     """
+    if not responses:
+        raise ValueError("abs_corr_sum needs at least one response; got none")
+    if len(weights) != len(responses):
+        raise ValueError(f"{len(responses)} responses but {len(weights)} weights")
     B = responses[0].shape[0]
     device = responses[0].device
     if workspace is None:
@@ -98,6 +107,8 @@ def wrcor_matrix(
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
         with torch.enable_grad(), weights_frozen(net), rec.record() as records:
             loss = F.cross_entropy(net(x, arch), y)
+            if not records:
+                raise RuntimeError(NO_RESPONSE)
             levels = [lvl for lvl, _ in records]
             acts = [a for _, a in records]
             # Only the responses' gradients are asked for: no weight gradient is computed or
