@@ -41,7 +41,7 @@ class Signals:
 
     @property
     def zs(self) -> np.ndarray:
-        """The (first) zero-shot score."""
+        """The first zero-shot score (`feature_columns`' first)."""
         return next(iter(self.zero_shot.values()))
 
 
@@ -80,11 +80,14 @@ RIDGE, LIVE = _ridge(False), _ridge(True)
 
 def _fused(fitted: Method | None, free: tuple[str, ...], **kwargs: str) -> Method:
     """`fuse` (or, with `rule="vote"`, `rank_vote`) of the `fitted` ranking (key "f") and the free
-    signals named in `free` ("zs", "params", "live_params")."""
+    signals named in `free` ("zs", "params", "live_params", and "every_zs": every zero-shot
+    column)."""
     rule = kwargs.pop("rule", "softmin")
 
     def method(space: SearchSpace, idx: np.ndarray, y: np.ndarray, s: Signals) -> np.ndarray:
-        columns = {name: getattr(s, name) for name in free}
+        columns = {}
+        for name in free:  # "every_zs": each zero-shot column on its own
+            columns.update(s.zero_shot if name == "every_zs" else {name: getattr(s, name)})
         if fitted is not None:
             columns = {"f": fitted(space, idx, y, s), **columns}
         if rule == "vote":
@@ -117,6 +120,11 @@ def methods(gcn: Fitter | None) -> dict[str, Method]:
         "fused, mean rule: live ridge + zero-shot + live params": _fused(
             LIVE, ("zs", "live_params"), rule="mean", trust="f"
         ),
+        "free softmin(every zero-shot, live params)": _fused(None, ("every_zs", "live_params")),
+        "free softmin(every zero-shot)": _fused(None, ("every_zs",)),
+        "fused: live ridge + every zero-shot + live params": _fused(
+            LIVE, ("every_zs", "live_params"), trust="f"
+        ),
     }
     if gcn is not None:
         fitted: Method = lambda sp, i, y, s: gcn(i, y)  # noqa: E731
@@ -128,6 +136,10 @@ def methods(gcn: Fitter | None) -> dict[str, Method]:
         rows["fused: GCN + zero-shot + live params"] = _fused(
             fitted, ("zs", "live_params"), trust="f"
         )
+        rows["fused: GCN + every zero-shot + live params"] = _fused(
+            fitted, ("every_zs", "live_params"), trust="f"
+        )
+        rows["fused: GCN + every zero-shot"] = _fused(fitted, ("every_zs",), trust="f")
     return rows
 
 
@@ -144,6 +156,8 @@ def run_draw(
     out = {}
     for name, method in rows.items():
         if "zero-shot" in name and not signals.zero_shot:
+            continue
+        if "every zero-shot" in name and len(signals.zero_shot) < 2:  # the one-column rows' twin
             continue
         out[name] = rank_metrics(np.asarray(method(space, idx, y, signals)), truth, classes)
     return out

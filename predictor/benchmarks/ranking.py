@@ -58,11 +58,12 @@ def markdown(summary: dict) -> str:
 
 
 def signals(cfg: DictConfig, space: SearchSpace, classes: np.ndarray) -> Signals:
-    """Parameter counts of every arch and, with `features`, the zero-shot column."""
+    """Parameter counts of every arch and, with `features`, the zero-shot columns
+    (`feature_columns`; the first is the "zero-shot" of the one-column rows)."""
     zero_shot = {}
     if cfg.features:
-        names, values = read_features(cfg.features, space, [cfg.feature_column], classes)
-        zero_shot = {names[0]: values[:, 0]}
+        names, values = read_features(cfg.features, space, list(cfg.feature_columns), classes)
+        zero_shot = dict(zip(names, values.T))
     params = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))[:, 1]
     return make_signals(space, params, zero_shot)
 
