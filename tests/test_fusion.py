@@ -118,6 +118,8 @@ def test_auto_vote_takes_live_params_and_wrcor() -> None:
     cols = vote_columns("auto", SPACE, costs, feats)
     assert list(cols) == ["params_M", "wrcor"]
     assert np.array_equal(cols["params_M"], costs[live_index(SPACE), 1])  # dead ops cost nothing
+    with_meco = (["meco", *names], np.random.default_rng(1).random((SPACE.size, 5)))
+    assert list(vote_columns("auto", SPACE, costs, with_meco)) == ["params_M", "wrcor", "meco"]
     no_wrcor = (["naswot", "flops"], feats[1][:, :2])
     assert list(vote_columns("auto", SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
     assert vote_columns("auto", SPACE, None, feats) == {}  # a space too large to list: no vote

@@ -29,10 +29,16 @@ def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
     reps = class_representatives(SPACE)
     rng = random.Random(0)
     rows = [
-        {"arch": SPACE.to_str(a), "wrcor": f"{rng.gauss(0, 1):.6g}", "seed": 0, "data": "digits"}
+        {
+            "arch": SPACE.to_str(a),
+            "wrcor": f"{rng.gauss(0, 1):.6g}",
+            "meco": f"{rng.gauss(0, 1):.6g}",
+            "seed": 0,
+            "data": "digits",
+        }
         for a in reps
     ]
-    write_rows(tmp_path / "zeroshot.csv", ["arch", "wrcor", "seed", "data"], rows)
+    write_rows(tmp_path / "zeroshot.csv", ["arch", "wrcor", "meco", "seed", "data"], rows)
     samples = [{"arch": SPACE.to_str(a), "acc": f"{rng.uniform(20, 90):.2f}"} for a in reps[:24]]
     write_rows(tmp_path / "given.csv", ["arch", "acc"], samples)
     cfg = make_cfg(
@@ -50,8 +56,8 @@ def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
     assert results["zeroshot"]["scored"] == 0 and results["zeroshot"]["total"] == len(reps)
     fitted = json.loads((tmp_path / "fit.json").read_text())
     assert fitted["config"]["features"] == str(tmp_path / "zeroshot.csv")
-    assert fitted["metrics"]["fit/features"] == ["wrcor"]
-    assert fitted["metrics"]["fit/vote_with"] == ["params_M", "wrcor"]
+    assert fitted["metrics"]["fit/features"] == ["wrcor", "meco"]
+    assert fitted["metrics"]["fit/vote_with"] == ["params_M", "wrcor", "meco"]
     assert "zeroshot" in results["stage_s"]
 
 
