@@ -82,11 +82,17 @@ class ReLURecorder:
 
     @contextlib.contextmanager
     def record(self) -> Iterator[list[tuple[int, torch.Tensor]]]:
-        """Yields the list that fills with `(block position, pre-activation alias)` per ReLU call."""
+        """Yields the list that fills with `(block position, pre-activation alias)` per ReLU call.
+
+        Raises:
+            RuntimeError: the block ran and nothing was recorded (`NO_RESPONSE`).
+        """
         self.records = []
         self._on = True
         try:
             yield self.records
+            if not self.records:
+                raise RuntimeError(NO_RESPONSE)
         finally:
             self._on = False
 
