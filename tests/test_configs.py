@@ -135,6 +135,11 @@ def test_proxies_default_and_order(tmp_path):
     assert (cfg.zeroshot.limit, cfg.zeroshot.batch_size, cfg.zeroshot.chunk) == (0, 64, 16)
     cfg = make_cfg("zeroshot", tmp_path, ["proxies=[naswot,vote,wrcor]"])
     assert zeroshot.plan(cfg) == (["naswot", "wrcor"], ["naswot", "wrcor"])
+    # a recipe drops a proxy by nulling it (a defaults list only adds to the group)
+    cfg = make_cfg("zeroshot", tmp_path, ["proxies=[wrcor,meco]", "zeroshot.proxies.wrcor=null"])
+    assert zeroshot.plan(cfg) == (["meco"], [])
+    with pytest.raises(ValueError, match="at least one proxy"):
+        zeroshot.plan(make_cfg("zeroshot", tmp_path, ["proxies=[wrcor]", "zeroshot.proxies.wrcor=null"]))
 
 
 @pytest.mark.parametrize("option", options("search"))

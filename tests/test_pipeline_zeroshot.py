@@ -5,11 +5,14 @@ import csv
 import json
 import random
 
+import pytest
 from hydra import initialize_config_dir
 
 from predictor.stages.pipeline import covers_space, plan, run
 from supernet.classes import class_representatives
 from supernet.space import NB201Space
+from supernet.stages import zeroshot
+from supernet.utils import DataError
 from tests.conftest import CONF, make_cfg
 
 FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]
@@ -73,11 +76,14 @@ def test_a_limited_zero_shot_run_is_not_given_to_fit(tmp_path):
     assert fitted["config"]["features"] is None and fitted["metrics"]["fit/features"] == []
 
 
-def test_the_default_stages_score_zero_shot_except_on_digits(tmp_path):
-    # make run's digits recipe leaves it out (4.5 min of WRCor; conf/recipe/nb201_digits.yaml)
-    assert "zeroshot" in make_cfg("run", tmp_path, ["data=cifar10"], tiny=False).stages
-    assert "zeroshot" not in make_cfg("run", tmp_path, tiny=False).stages
-    assert "zeroshot" in make_cfg("run", tmp_path, ["stages=[zeroshot,fit]"], tiny=False).stages
+def test_the_default_stages_score_zero_shot_with_meco_alone_on_digits(tmp_path):
+    # make run drops WRCor on digits (4.5 min of CPU; conf/recipe/run/nb201_digits.yaml), not MeCo
+    cifar = make_cfg("run", tmp_path, ["data=cifar10"], tiny=False)
+    assert "zeroshot" in cifar.stages and zeroshot.plan(cifar) == (["wrcor", "meco"], [])
+    digits = make_cfg("run", tmp_path, tiny=False)
+    assert "zeroshot" in digits.stages and zeroshot.plan(digits) == (["meco"], [])
+    back = make_cfg("run", tmp_path, ["zeroshot.proxies.wrcor={}"], tiny=False)
+    assert zeroshot.plan(back) == (["wrcor", "meco"], [])
 
 
 def test_covers_space_needs_the_whole_listing_and_no_limit(tmp_path):
@@ -95,3 +101,12 @@ def test_a_space_too_large_to_list_skips_the_zero_shot_stage(tmp_path):
     stages, swapped = plan(cfg)
     assert "zeroshot" not in stages and swapped
     assert "zeroshot" in plan(make_cfg("run", tmp_path))[0]
+
+
+def test_bad_zero_shot_settings_stop_the_run_before_training(tmp_path):
+    cfg = make_cfg("run", tmp_path, ["proxies=[wrcor]", "zeroshot.proxies.wrcor=null"])
+    with pytest.raises(DataError, match="zeroshot.proxies.wrcor=\\{\\} is on"):
+        plan(cfg)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+    with pytest.raises(DataError, match="unknown stage"):
+        plan(make_cfg("run", tmp_path, ["stages=[train,tune]"]))

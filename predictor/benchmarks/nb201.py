@@ -188,7 +188,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     if "wrcor" not in zeroshot.plan(cfg)[0]:  # the zero-shot stage's config: the proxies group
         raise ValueError(
-            f"proxies={list(cfg.zeroshot.proxies)}: the report ranks by wrcor; list it"
+            f"proxies={zeroshot.plan(cfg)[0]}: the report ranks by wrcor; list it"
         )
     if skip := skipped(skip_reason(cfg)):
         return skip

@@ -26,6 +26,7 @@ from predictor.benchmarks.common import missing, read_column, skipped, write_rep
 from supernet.data import NASDataModule
 from supernet.proxies import ProxyContext, build_scoring_net, fixed_batch, rank_vote, score_archs
 from supernet.space import Arch, NB201Space
+from supernet.stages import zeroshot
 from supernet.utils import resolve_device
 
 LIVE = ("wrcor", "naswot", "synflow")  # the proxies that look at the network's response
@@ -176,7 +177,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     bench = Bench(cfg)
     extra = cfg.extra_seed_proxies
     for k, seed in enumerate(cfg.seeds):
-        bench.seed(int(seed), list(cfg.zeroshot.proxies if k == 0 or extra is None else extra))
+        bench.seed(int(seed), zeroshot.plan(cfg)[0] if k == 0 or extra is None else list(extra))
         bench.save()
     return bench.save(markdown(bench.result))
 

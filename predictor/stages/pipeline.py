@@ -37,7 +37,7 @@ from predictor.stages import fit, query, search
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
 from supernet.progress import EpochProgress, Heartbeat, format_seconds
 from supernet.stages import evaluate, train, zeroshot
-from supernet.utils import atomic_write_text
+from supernet.utils import DataError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def plan(cfg: DictConfig) -> tuple[list[str], bool]:
     to tabulate has no table to query, and no class list for `zeroshot` to score: it is dropped)."""
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
+        raise DataError(f"unknown stage(s) {unknown}; expected some of {list(STAGES)}")
     stages = list(cfg.stages)
     space = hydra.utils.instantiate(cfg.space)
     swapped = "query" in stages and not space.enumerable
@@ -113,6 +113,8 @@ def plan(cfg: DictConfig) -> tuple[list[str], bool]:
     if "zeroshot" in stages and not space.enumerable:
         stages.remove("zeroshot")
         log.info(f"space {space.name} is too large to score every arch: skipping `zeroshot`")
+    if "zeroshot" in stages:
+        zeroshot.plan(cfg)  # its proxies' settings fail now, not after training
     return stages, swapped
 
 

@@ -48,14 +48,18 @@ log = logging.getLogger(__name__)
 def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
     """(per-arch proxies, proxies voted on) of `cfg.zeroshot`, the node the proxies group builds
     (`proxies=[wrcor,naswot,vote]` selects conf/proxies/<name>.yaml, in that order); unknown names
-    raise before anything runs."""
+    raise before anything runs. A proxy set to null (`zeroshot.proxies.wrcor: null`) is left out:
+    that is how a recipe drops one, since a defaults list can add to the group but not remove."""
     zs = cfg.zeroshot
-    proxies = [str(p) for p in (zs.get("proxies") or {})]
+    listed = zs.get("proxies") or {}
+    proxies = [str(p) for p, v in listed.items() if v is not None]
+    off = [str(p) for p, v in listed.items() if v is None]
     names = [p for p in proxies if p != "vote"]
     if not names:
-        raise ValueError(
+        why = f"; {off} set to null, which is off: zeroshot.proxies.{off[0]}={{}} is on" if off else ""
+        raise DataError(
             f"proxies={proxies}: expected at least one proxy to score (conf/proxies/: "
-            "wrcor meco naswot synflow params flops, and vote)"
+            f"wrcor meco naswot synflow params flops, and vote){why}"
         )
     for n in names:
         get_proxy(n)
@@ -64,11 +68,11 @@ def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
         vote_of = names
     bad = [p for p in vote_of if p not in names]
     if bad:
-        raise ValueError(
+        raise DataError(
             f"zeroshot.vote_of={vote_of}: {bad} not among the proxies scored ({names})"
         )
     if vote_of and len(vote_of) < 2:
-        raise ValueError(f"a vote needs at least two proxies, got {vote_of}")
+        raise DataError(f"a vote needs at least two proxies, got {vote_of}")
     return names, vote_of
 
 
@@ -175,7 +179,8 @@ def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
 
 
 def report(cfg: DictConfig, r: dict[str, Any]) -> None:
+    ridged = f"; ridged log dets: {r['ridge']}" if r["ridge"] else ""  # only log-det proxies have any
     log.info(
         f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
-        f"{r['total']} in {r['out']}; ridged log dets: {r['ridge']}"
+        f"{r['total']} in {r['out']}{ridged}"
     )
