@@ -1,4 +1,5 @@
-"""MeCo: the sum over feature maps of the smallest eigenvalue of one image's channel correlations."""
+"""MeCo: the sum over feature maps of the smallest eigenvalue of an image's channel correlations,
+averaged over the batch's first images."""
 
 from __future__ import annotations
 
@@ -23,16 +24,17 @@ def images(B: int, seed: int = 0) -> torch.Tensor:
 
 
 def reference_meco(net: nn.Module, arch, x: torch.Tensor) -> float:
-    """Slow and direct: a hook on every module, numpy's corrcoef of the first image's channels
-    (NaN of a constant channel -> 0), numpy's eigenvalues, a plain sum."""
+    """Slow and direct: a hook on every module, numpy's corrcoef of each image's channels (NaN of
+    a constant channel -> 0), numpy's eigenvalues, a plain sum per image, then the images' mean."""
     total = []
 
     def hook(module, inputs, output):
         if isinstance(output, torch.Tensor) and output.dim() == 4:
-            f = output[0].detach().double().reshape(output.shape[1], -1).numpy()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                c = np.nan_to_num(np.corrcoef(f), nan=0.0)
-            total.append(np.linalg.eigvalsh(c).min())
+            for image in output.detach().double():
+                f = image.reshape(output.shape[1], -1).numpy()
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    c = np.nan_to_num(np.corrcoef(f), nan=0.0)
+                total.append(np.linalg.eigvalsh(c).min())
 
     handles = [m.register_forward_hook(hook) for m in net.modules()]
     try:
@@ -41,7 +43,7 @@ def reference_meco(net: nn.Module, arch, x: torch.Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
-    return float(sum(total))
+    return float(sum(total)) / len(x)
 
 
 def test_meco_matches_the_direct_computation() -> None:
@@ -52,7 +54,7 @@ def test_meco_matches_the_direct_computation() -> None:
         net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
         want = reference_meco(net, arch, x)
         got = float(get_proxy("meco")(net, arch, x, y, ProxyContext(SPACE, (3, 8, 8), 10)))
-        assert abs(got - want) < 1e-9 * max(1.0, abs(want)), (s, got, want)
+        assert abs(got - want) < 1e-6 * max(1.0, abs(want)), (s, got, want)  # float32 Gram
 
 
 def test_meco_reads_only_the_first_images_of_the_batch() -> None:
@@ -80,7 +82,12 @@ def test_min_eig_sum_of_known_correlations() -> None:
     white = torch.linalg.qr(a - a.mean(0))[0].T
     twins = torch.cat([white[:2], white[:2]])  # two channels repeated: singular, min eig 0
     constant = torch.cat([white[:3], torch.ones(1, 400, dtype=torch.float64)])  # a zero row
-    assert abs(float(min_eig_sum([white])) - 1.0) < 1e-9
-    assert abs(float(min_eig_sum([twins]))) < 1e-9
-    assert abs(float(min_eig_sum([constant]))) < 1e-9  # its row and column are 0: eigenvalue 0
-    assert abs(float(min_eig_sum([white, twins, white])) - 2.0) < 1e-9
+    assert abs(float(min_eig_sum([white])) - 1.0) < 1e-6
+    assert abs(float(min_eig_sum([twins]))) < 1e-6
+    assert abs(float(min_eig_sum([constant]))) < 1e-6  # its row and column are 0: eigenvalue 0
+    assert abs(float(min_eig_sum([white, twins, white])) - 2.0) < 1e-6
+    # no more positions than channels: rank-deficient once centred, skipped as exactly 0
+    few = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    assert float(min_eig_sum([few])) == 0.0 and float(min_eig_sum([white, few])) == float(min_eig_sum([white]))
+    c = few - few.mean(1, keepdim=True)
+    assert abs(float(np.linalg.eigvalsh(np.corrcoef(c.numpy())).min())) < 1e-9  # as it should be

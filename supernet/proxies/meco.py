@@ -1,16 +1,17 @@
 """MeCo (Jiang et al., NeurIPS 2023): how decorrelated a fresh network's feature maps are.
 
-For every module call that outputs a feature map `(B, C, H, W)`, take the first image's map as C
+For every module call that outputs a feature map `(B, C, H, W)`, take each image's map as C
 channels observed at H x W positions, form their Pearson correlation matrix `(C, C)` (a channel
 that is constant has no correlation: its row and column are 0), and take its smallest eigenvalue.
-The score is the sum over those calls. Containers count too (a stage's output is also its last
-block's), as in the definition, which hooks every module. Same network as WRCor (BatchNorm in
-training mode on the batch's statistics), forward pass only.
+The score is the sum over those calls, averaged over the images. Containers count too (a stage's
+output is also its last block's), as in the definition, which hooks every module. Same network as
+WRCor (BatchNorm in training mode on the batch's statistics), forward pass only.
 
-Only the first `MECO_IMAGES` images of the batch go through the network: the score reads one
-image's maps, the others only set BatchNorm's statistics. Over 400 NB201 classes at C=8 N=1 on
-CIFAR-10, 8 images and 64 ranked the same (Kendall 0.655 vs 0.652 against the truth; BENCHMARKS.md),
-and 8 cost far less.
+The definition reads one image; this averages over the first `MECO_IMAGES` images of the batch,
+which also set BatchNorm's statistics. Over 800 NB201 classes at C=8 N=1 on CIFAR-10 and 4 seeds,
+one image ranked at Kendall 0.654-0.677 against the truth and the mean over 8 at 0.688-0.697: one
+image's score moves with the seed (over all 15,625 archs 0.662-0.723). 16 images did not rank
+better than 8, nor did C=16 (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ MECO_IMAGES = 8
 
 
 class FeatureMaps:
-    """Collects the first image's map of every 4-D module output while `active`; the hooks are
-    registered once per network."""
+    """Collects every image's map of every 4-D module output while `active`, each as `(C, H*W)`;
+    the hooks are registered once per network."""
 
     def __init__(self, net: nn.Module) -> None:
         self.active = False
@@ -38,12 +39,17 @@ class FeatureMaps:
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.active and isinstance(output, torch.Tensor) and output.dim() == 4:
-            self.maps.append(output[0].detach().reshape(output.shape[1], -1))
+            self.maps.extend(output.detach().flatten(2).unbind(0))
 
 
 def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:
     """sum over `maps` of the smallest eigenvalue of each one's channel correlation matrix; maps
     of equal shape are stacked and decomposed in one batched call.
+
+    A map with no more positions than channels (`P <= C`: 8x8 digits' last stages) is skipped: its
+    centred rows span at most P - 1 dimensions, so the smallest eigenvalue is exactly 0. The Gram
+    matrices are summed in float32 (4-6x faster than float64 over 1,024 positions), the
+    correlations decomposed in float64.
 
     Shapes:
         each map `(C, P)` (channels, positions) -> 0-dim float64.
@@ -51,11 +57,12 @@ def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:
     total = torch.zeros((), dtype=torch.float64, device=maps[0].device if maps else "cpu")
     groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
     for m in maps:
-        groups.setdefault(tuple(m.shape), []).append(m)
+        if m.shape[1] > m.shape[0]:
+            groups.setdefault(tuple(m.shape), []).append(m)
     for same in groups.values():
-        X = torch.stack(same).double()
+        X = torch.stack(same).float()
         X = X - X.mean(dim=2, keepdim=True)
-        G = X @ X.transpose(1, 2)
+        G = (X @ X.transpose(1, 2)).double()
         norm = G.diagonal(dim1=1, dim2=2).clamp_min(0).sqrt()
         corr = (G / (norm[:, :, None] * norm[:, None, :])).nan_to_num(0.0, 0.0, 0.0)
         total = total + torch.linalg.eigvalsh(corr)[:, 0].sum()
@@ -66,16 +73,18 @@ def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:
 def meco(
     net: SuperNet, arch: Arch, x: torch.Tensor, y: torch.Tensor, ctx: ProxyContext
 ) -> torch.Tensor:
-    """MeCo of the path `arch` on the first `MECO_IMAGES` images of `x` (see the module docstring).
+    """MeCo of the path `arch`, the mean over the first `MECO_IMAGES` images of `x` (see the module
+    docstring).
 
     Shapes:
         x `(B, C, H, W)` -> 0-dim float64 on x's device.
     """
     fm = per_net(ctx.cache, "meco", net, lambda: FeatureMaps(net))
+    x = x[:MECO_IMAGES]
     fm.maps, fm.active = [], True
     try:
         with torch.no_grad():
-            net(x[:MECO_IMAGES], arch)
+            net(x, arch)
     finally:
         fm.active = False
-    return min_eig_sum(fm.maps)
+    return min_eig_sum(fm.maps) / len(x)
