@@ -46,3 +46,40 @@ def test_additive_truth_is_bounded_by_its_oracle(tmp_path: Path) -> None:
 def test_without_truth_it_skips(tmp_path: Path) -> None:
     cfg = make_cfg("benchmark_ceiling", tmp_path, ["samples=x.csv"], tiny=False)
     assert "skipped" in ceiling.run(cfg)
+
+
+def test_every_feature_column_adds_its_rows(tmp_path: Path) -> None:
+    """feature_columns=[a,b]: the one-column rows take the first, the "every zero-shot" rows both;
+    two informative columns fused rank closer to the truth than the first alone."""
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=SPACE.size)
+    supernet = truth + rng.normal(scale=2.0, size=SPACE.size)
+    a = truth + rng.normal(scale=1.0, size=SPACE.size)
+    b = truth + rng.normal(scale=1.0, size=SPACE.size)
+    with open(tmp_path / "zs.csv", "w") as f:
+        f.write("arch,a,b\n")
+        for arch, x, y in zip(SPACE.all_archs(), a, b, strict=True):
+            f.write(f"{SPACE.to_str(arch)},{x:.6f},{y:.6f}\n")
+    over = [
+        f"samples={write_all(tmp_path / 'sn.csv', supernet, 'acc')}",
+        f"truth={write_all(tmp_path / 't.csv', truth, 'cifar10_test')}",
+        f"features={tmp_path / 'zs.csv'}",
+        "feature_columns=[a,b]",
+        f"results_json={tmp_path / 'c.json'}",
+        f"results_md={tmp_path / 'c.md'}",
+    ]
+    k = {
+        name: m["kendall"]
+        for name, m in ceiling.run(make_cfg("benchmark_ceiling", tmp_path, over, tiny=False))[
+            "rows"
+        ].items()
+    }
+    one, every = (
+        "free softmin(zero-shot, live params)",
+        "free softmin(every zero-shot, live params)",
+    )
+    assert k[every] > k[one]
+    assert "softmin(supernet, every zero-shot, live params)" in k
+    over[3] = "feature_columns=[a]"
+    single = ceiling.run(make_cfg("benchmark_ceiling", tmp_path, over, tiny=False))["rows"]
+    assert one in single and every not in single

@@ -139,7 +139,9 @@ def test_proxies_default_and_order(tmp_path):
     cfg = make_cfg("zeroshot", tmp_path, ["proxies=[wrcor,meco]", "zeroshot.proxies.wrcor=null"])
     assert zeroshot.plan(cfg) == (["meco"], [])
     with pytest.raises(ValueError, match="at least one proxy"):
-        zeroshot.plan(make_cfg("zeroshot", tmp_path, ["proxies=[wrcor]", "zeroshot.proxies.wrcor=null"]))
+        zeroshot.plan(
+            make_cfg("zeroshot", tmp_path, ["proxies=[wrcor]", "zeroshot.proxies.wrcor=null"])
+        )
 
 
 @pytest.mark.parametrize("option", options("search"))

@@ -88,6 +88,7 @@ def test_min_eig_sum_of_known_correlations() -> None:
     assert abs(float(min_eig_sum([white, twins, white])) - 2.0) < 1e-6
     # no more positions than channels: rank-deficient once centred, skipped as exactly 0
     few = torch.randn(4, 4, generator=g, dtype=torch.float64)
-    assert float(min_eig_sum([few])) == 0.0 and float(min_eig_sum([white, few])) == float(min_eig_sum([white]))
+    assert float(min_eig_sum([few])) == 0.0
+    assert float(min_eig_sum([white, few])) == float(min_eig_sum([white]))
     c = few - few.mean(1, keepdim=True)
     assert abs(float(np.linalg.eigvalsh(np.corrcoef(c.numpy())).min())) < 1e-9  # as it should be

@@ -105,7 +105,7 @@ def test_a_space_too_large_to_list_skips_the_zero_shot_stage(tmp_path):
 
 def test_bad_zero_shot_settings_stop_the_run_before_training(tmp_path):
     cfg = make_cfg("run", tmp_path, ["proxies=[wrcor]", "zeroshot.proxies.wrcor=null"])
-    with pytest.raises(DataError, match="zeroshot.proxies.wrcor=\\{\\} is on"):
+    with pytest.raises(DataError, match="zeroshot.proxies.wrcor=\\{\\} turns it on"):
         plan(cfg)
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
     with pytest.raises(DataError, match="unknown stage"):

@@ -68,23 +68,33 @@ def method_rows(
     supernet: np.ndarray,
     classes: np.ndarray,
     onehot: np.ndarray,
-    free: dict[str, np.ndarray],
+    zero_shot: dict[str, np.ndarray],
+    live_params: np.ndarray,
     params: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """What a ranking can make of the whole supernet and the free signals (no truth used), beside
-    the free baseline: the rank vote of the zero-shot column and params as written."""
+    the free baseline: the rank vote of the first zero-shot column and params as written. With two
+    or more zero-shot columns, rows with every one of them too."""
     s = class_mean(supernet, classes)
     rows = {
         "supernet": supernet,
         "supernet, class means": s,
         "supernet, ridge on live one-hot": ridge_projection(onehot, s),
-        "softmin(supernet, live params)": fuse({"s": s, "p": free["live params"]}),
+        "softmin(supernet, live params)": fuse({"s": s, "p": live_params}),
     }
-    if len(free) > 1:
-        zero_shot = next(iter(free.values()))
-        rows["free vote(zero-shot, params)"] = rank_vote({"z": zero_shot, "p": params}).numpy()
-        rows["free softmin(zero-shot, live params)"] = fuse(free)
-        rows["softmin(supernet, zero-shot, live params)"] = fuse({"s": s, **free})
+    if zero_shot:
+        z = next(iter(zero_shot.values()))
+        rows["free vote(zero-shot, params)"] = rank_vote({"z": z, "p": params}).numpy()
+        rows["free softmin(zero-shot, live params)"] = fuse({"z": z, "p": live_params})
+        rows["softmin(supernet, zero-shot, live params)"] = fuse(
+            {"s": s, "z": z, "p": live_params}
+        )
+    if len(zero_shot) > 1:
+        every = {f"z:{name}": v for name, v in zero_shot.items()}
+        rows["free softmin(every zero-shot, live params)"] = fuse({**every, "p": live_params})
+        rows["softmin(supernet, every zero-shot, live params)"] = fuse(
+            {"s": s, **every, "p": live_params}
+        )
     return rows
 
 
@@ -122,15 +132,15 @@ def op_bias(
 
 def free_signals(
     cfg: DictConfig, space: SearchSpace, classes: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Live params and, with `features`, the zero-shot column (class-filled); and the params of
-    every arch as written."""
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """With `features`, its `feature_columns` (class-filled; none without); the live params and
+    the params of every arch as written."""
     params = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes))[:, 1]
-    free = {"live params": params[live_index(space)]}
+    zero_shot = {}
     if cfg.features:
-        names, values = read_features(cfg.features, space, [cfg.feature_column], classes)
-        free = {names[0]: values[:, 0], **free}
-    return free, params
+        names, values = read_features(cfg.features, space, list(cfg.feature_columns), classes)
+        zero_shot = dict(zip(names, values.T))
+    return zero_shot, params[live_index(space)], params
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -187,9 +187,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         the report, or `{"skipped": reason}` when the truth or CIFAR-10 is not given.
     """
     if "wrcor" not in zeroshot.plan(cfg)[0]:  # the zero-shot stage's config: the proxies group
-        raise ValueError(
-            f"proxies={zeroshot.plan(cfg)[0]}: the report ranks by wrcor; list it"
-        )
+        raise ValueError(f"proxies={zeroshot.plan(cfg)[0]}: the report ranks by wrcor; list it")
     if skip := skipped(skip_reason(cfg)):
         return skip
     out = Path(cfg.paths.output_dir)

@@ -56,7 +56,9 @@ def plan(cfg: DictConfig) -> tuple[list[str], list[str]]:
     off = [str(p) for p, v in listed.items() if v is None]
     names = [p for p in proxies if p != "vote"]
     if not names:
-        why = f"; {off} set to null, which is off: zeroshot.proxies.{off[0]}={{}} is on" if off else ""
+        why = ""
+        if off:
+            why = f"; {off} set to null (off): zeroshot.proxies.{off[0]}={{}} turns it on"
         raise DataError(
             f"proxies={proxies}: expected at least one proxy to score (conf/proxies/: "
             f"wrcor meco naswot synflow params flops, and vote){why}"
@@ -179,7 +181,8 @@ def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
 
 
 def report(cfg: DictConfig, r: dict[str, Any]) -> None:
-    ridged = f"; ridged log dets: {r['ridge']}" if r["ridge"] else ""  # only log-det proxies have any
+    # only the log-det proxies (WRCor, NASWOT) ridge anything
+    ridged = f"; ridged log dets: {r['ridge']}" if r["ridge"] else ""
     log.info(
         f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
         f"{r['total']} in {r['out']}{ridged}"
