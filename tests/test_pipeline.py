@@ -5,11 +5,12 @@ import json
 import logging
 import statistics
 
+import pytest
 import torch
 from hydra import initialize_config_dir
 
 from predictor.graph import edge_mask, full_edges
-from predictor.stages.pipeline import run
+from predictor.stages.pipeline import covers_space, run
 from supernet.classes import class_key
 from supernet.space import NB201Space
 from supernet.stages import retrain
@@ -19,13 +20,39 @@ FAST_FIT = ["predictor.ensemble=2", "predictor.epochs=30"]
 SPACE = NB201Space()
 
 
-def test_pipeline_end_to_end(tmp_path, caplog):
-    cfg = make_cfg("run", tmp_path, FAST_FIT)
-    with (
-        caplog.at_level(logging.INFO),
-        initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
-    ):
-        results = run(cfg)
+class Messages(logging.Handler):
+    """Every log record's message, as caplog's text holds them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One run of the default stages (train, evaluate, zeroshot, fit, query) on the tiny preset,
+    shared by the tests that only read it: its config, output folder, results and log text
+    (caught at INFO on the root logger, as `caplog.at_level(logging.INFO)` catches it)."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = make_cfg("run", out, FAST_FIT)
+    root, messages = logging.getLogger(), Messages()
+    level = root.level
+    root.addHandler(messages)
+    root.setLevel(logging.INFO)
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            results = run(cfg)
+    finally:
+        root.removeHandler(messages)
+        root.setLevel(level)
+    return cfg, out, results, "\n".join(messages.lines)
+
+
+def test_pipeline_end_to_end(tiny_run, tmp_path):
+    _, run_dir, results, log = tiny_run
     # what a log file holds: a line per stage with its time, progress of the long loops
     for line in (
         "stage train: done in",
@@ -33,17 +60,17 @@ def test_pipeline_end_to_end(tmp_path, caplog):
         "evaluating subnets: 12/12 (100%)",
         "stage query: done in",
     ):
-        assert line in caplog.text, line
+        assert line in log, line
     assert set(results) >= {"train", "evaluate", "fit", "query"}
-    subnets = list(csv.DictReader(open(tmp_path / "subnets.csv")))
+    subnets = list(csv.DictReader(open(run_dir / "subnets.csv")))
     assert len(subnets) == 12  # debug=tiny evaluates 12 archs
-    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    table = list(csv.DictReader(open(run_dir / "table.csv")))
     assert len(table) == 15_625 == len({r["arch"] for r in table})
     scores = [float(r["score"]) for r in table]
     assert scores == sorted(scores, reverse=True)
     # digits are 1x8x8: the table's costs are for that input, not CIFAR's
     assert min(float(r["flops_M"]) for r in table) < 1.0
-    best = json.loads((tmp_path / "best_arch.json").read_text())
+    best = json.loads((run_dir / "best_arch.json").read_text())
     # the top-1 class's cheapest member: isomorphic to the table's first row, no dearer
     assert class_key(SPACE, SPACE.parse(best["arch"])) == class_key(
         SPACE, SPACE.parse(table[0]["arch"])
@@ -57,8 +84,8 @@ def test_pipeline_end_to_end(tmp_path, caplog):
         "pareto.png",
         "query_run.json",
     ):
-        assert (tmp_path / name).is_file(), name
-    summary = (tmp_path / "summary.md").read_text()
+        assert (run_dir / name).is_file(), name
+    summary = (run_dir / "summary.md").read_text()
     assert results["summary"] in summary
     for stage in ("train", "evaluate", "fit", "query"):
         assert f"{stage} " in summary and stage in results["stage_s"]
@@ -70,10 +97,22 @@ def test_pipeline_end_to_end(tmp_path, caplog):
     assert ("WARNING" in summary) == noise == bool(results["warnings"])
 
     # the exported arch retrains standalone from its JSON file
-    rcfg = make_cfg("retrain", tmp_path / "retrain", [f"arch={tmp_path / 'best_arch.json'}"])
+    rcfg = make_cfg("retrain", tmp_path / "retrain", [f"arch={run_dir / 'best_arch.json'}"])
     out = retrain.run(rcfg)
     assert out["summary"]["arch"] == best["arch"]
     assert 0.0 <= out["summary"]["test_acc"] <= 100.0
+
+
+def test_a_limited_zero_shot_run_is_not_given_to_fit(tiny_run):
+    # debug=tiny scores 40 archs: too few for features, so fit runs without them (moved here
+    # from tests/test_pipeline_zeroshot.py: the run it checks is test_pipeline_end_to_end's)
+    cfg, run_dir, results, _ = tiny_run
+    stages = ["train", "evaluate", "zeroshot", "fit", "query"]
+    assert list(cfg.stages) == stages, "the shared run no longer has these stages: run them here"
+    assert results["zeroshot"]["total"] == 40
+    assert not covers_space(cfg, results["zeroshot"])
+    fitted = json.loads((run_dir / "fit.json").read_text())
+    assert fitted["config"]["features"] is None and fitted["metrics"]["fit/features"] == []
 
 
 def check_top_rows(top: list[dict], table: list[dict]) -> None:

@@ -64,18 +64,6 @@ def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
     assert "zeroshot" in results["stage_s"]
 
 
-def test_a_limited_zero_shot_run_is_not_given_to_fit(tmp_path):
-    # debug=tiny scores 40 archs: too few for features, so fit runs without them
-    stages = ["train", "evaluate", "zeroshot", "fit", "query"]
-    cfg = make_cfg("run", tmp_path, [*FAST_FIT, f"stages=[{','.join(stages)}]"])
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        results = run(cfg)
-    assert results["zeroshot"]["total"] == 40
-    assert not covers_space(cfg, results["zeroshot"])
-    fitted = json.loads((tmp_path / "fit.json").read_text())
-    assert fitted["config"]["features"] is None and fitted["metrics"]["fit/features"] == []
-
-
 def test_the_default_stages_score_zero_shot_with_meco_alone_on_digits(tmp_path):
     # make run drops WRCor on digits (4.5 min of CPU; conf/recipe/run/nb201_digits.yaml), not MeCo
     cifar = make_cfg("run", tmp_path, ["data=cifar10"], tiny=False)
