@@ -3,7 +3,9 @@
 A rich bar is transient and writes nothing once stdout goes to a file (nohup, CI, SLURM); a long
 loop then looks hung. `LogProgress` logs `label: done/total (pct), elapsed, ~left` through `logging`
 at most every `every_s` seconds when stdout is not a terminal, and always one line at the end, so
-Hydra's `<task>.log` holds it either way.
+Hydra's `<task>.log` holds it either way. (Training's epochs go through it too: `EpochProgress`
+in `supernet.stages.train`. No Lightning here: every command's Hydra callback imports this module,
+and Lightning costs seconds to import.)
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import threading
 import time
 from types import TracebackType
 from typing import Any
-
-from pytorch_lightning import Callback
 
 
 def format_seconds(s: float) -> str:
@@ -137,43 +137,3 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-
-
-class EpochProgress(Callback):
-    """Logs the supernet's training through `LogProgress`: epochs done, time left, the latest
-    reference-arch accuracy (`val/acc`) and training loss. Lightning's own bar writes nothing
-    readable to a file.
-
-    Args:
-        log: where the lines go.
-        every_s: seconds between lines when stdout is not a terminal.
-    """
-
-    def __init__(self, log: logging.Logger, every_s: float = 30.0) -> None:
-        self.logger, self.every_s = log, every_s
-        self.progress: LogProgress | None = None
-
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        total = int(trainer.max_epochs or 0)
-        self.progress = LogProgress(
-            "training the supernet (epochs)",
-            total,
-            self.logger,
-            completed=trainer.current_epoch,
-            every_s=self.every_s,
-            bar=False,  # Lightning shows its own bar on a terminal
-        ).__enter__()
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.progress is None:
-            return
-        m = trainer.callback_metrics
-        note = ", ".join(
-            f"{k} {float(m[k]):.3g}" for k in ("val/acc", "train/loss_epoch") if k in m
-        )
-        self.progress.advance(1, note)
-
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(None, None, None)
-            self.progress = None

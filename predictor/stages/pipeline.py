@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from predictor.stages import fit, query, search
 from predictor.summary import build_summary, read_last_metrics, reference_accuracies
-from supernet.progress import EpochProgress, Heartbeat, format_seconds
+from supernet.progress import Heartbeat, format_seconds
 from supernet.stages import evaluate, train, zeroshot
 from supernet.utils import DataError, atomic_write_text
 
@@ -155,7 +155,7 @@ def run_stage(stage: str, scfg: DictConfig) -> dict[str, Any]:
     """One stage's `run`, with progress in the log: epoch lines for training (Lightning's bar
     leaves none in a file), a line every 30 s for the stages that report none of their own."""
     if stage == "train":
-        return train.run(scfg, extra_callbacks=[EpochProgress(log)])
+        return train.run(scfg, extra_callbacks=[train.EpochProgress(log)])
     quiet = stage in ("fit", "query", "search") and not sys.stdout.isatty()
     with Heartbeat(f"stage {stage}", log, enabled=quiet):
         return STAGES[stage](scfg)

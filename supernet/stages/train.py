@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from supernet.interrupt import InterruptCheckpoint
 from supernet.module import check_resume
+from supernet.progress import LogProgress
 from supernet.utils import DataError, check_count, write_run_info
 
 # Loggers whose package is optional (conf/logger/): the class -> (module, pip requirement)
@@ -154,3 +156,43 @@ def keep_csv_history(loggers: list[Any]) -> list[Path]:
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:
     print(f"last checkpoint: {result['ckpt_path']}")
+
+
+class EpochProgress(pl.Callback):
+    """Logs the supernet's training through `LogProgress` (`supernet.progress`): epochs done, time left, the latest
+    reference-arch accuracy (`val/acc`) and training loss. Lightning's own bar writes nothing
+    readable to a file.
+
+    Args:
+        log: where the lines go.
+        every_s: seconds between lines when stdout is not a terminal.
+    """
+
+    def __init__(self, log: logging.Logger, every_s: float = 30.0) -> None:
+        self.logger, self.every_s = log, every_s
+        self.progress: LogProgress | None = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        total = int(trainer.max_epochs or 0)
+        self.progress = LogProgress(
+            "training the supernet (epochs)",
+            total,
+            self.logger,
+            completed=trainer.current_epoch,
+            every_s=self.every_s,
+            bar=False,  # Lightning shows its own bar on a terminal
+        ).__enter__()
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.progress is None:
+            return
+        m = trainer.callback_metrics
+        note = ", ".join(
+            f"{k} {float(m[k]):.3g}" for k in ("val/acc", "train/loss_epoch") if k in m
+        )
+        self.progress.advance(1, note)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+            self.progress = None
