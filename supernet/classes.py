@@ -67,13 +67,42 @@ def class_key(space: SearchSpace, arch: Arch) -> str:
     return space.iso_key(prune_dead(space, arch))
 
 
+# live_index / class_index per cell structure: each walks every arch of the space in Python (about
+# 1.4 s for NB201's 15,625), and one pipeline run asks for them tens of times
+_INDEXES: dict[tuple, np.ndarray] = {}
+
+
+def _structure(space: SearchSpace, what: str) -> tuple:
+    """What `what`'s answer depends on: the space's kind, ops and cell edges (not C or N)."""
+    edges = getattr(space, "edges", None)
+    return (
+        what,
+        type(space).__qualname__,
+        tuple(space.ops),
+        None if edges is None else tuple(edges),
+    )
+
+
+def _cached(space: SearchSpace, what: str, build) -> np.ndarray:
+    key = _structure(space, what)
+    if key not in _INDEXES:
+        _INDEXES[key] = build()
+    return _INDEXES[key].copy()  # a caller may write to its array
+
+
 def live_index(space: SearchSpace) -> np.ndarray:
     """For every arch (canonical index order) the index of its pruned form (dead ops -> `none`).
 
     Shapes:
         `(space.size,)` int64.
     """
-    return np.array([space.index(prune_dead(space, a)) for a in space.all_archs()], dtype=np.int64)
+    return _cached(
+        space,
+        "live",
+        lambda: np.array(
+            [space.index(prune_dead(space, a)) for a in space.all_archs()], dtype=np.int64
+        ),
+    )
 
 
 def class_index(space: SearchSpace) -> np.ndarray:
@@ -83,11 +112,15 @@ def class_index(space: SearchSpace) -> np.ndarray:
     Shapes:
         `(space.size,)` int64.
     """
-    first: dict[str, int] = {}
-    out = np.empty(space.size, dtype=np.int64)
-    for i, arch in enumerate(space.all_archs()):
-        out[i] = first.setdefault(class_key(space, arch), i)
-    return out
+
+    def build() -> np.ndarray:
+        first: dict[str, int] = {}
+        out = np.empty(space.size, dtype=np.int64)
+        for i, arch in enumerate(space.all_archs()):
+            out[i] = first.setdefault(class_key(space, arch), i)
+        return out
+
+    return _cached(space, "class", build)
 
 
 def class_representatives(space: SearchSpace) -> list[Arch]:

@@ -68,6 +68,22 @@ def test_live_index_and_costs_of_what_the_cell_computes() -> None:
     assert len(np.unique(live)) == 9445  # distinct pruned cells of NB201
 
 
+def test_class_lookups_are_cached_per_cell_structure() -> None:
+    """live_index / class_index are built once per (kind, ops, edges): a network of other width
+    shares them, a space with other ops gets its own, and a caller's writes change nothing."""
+    classes = class_index(SPACE)
+    assert np.array_equal(class_index(NB201Space(C=8, N=1)), classes)
+
+    class Fewer(NB201Space):
+        ops = ("none", "skip_connect", "nor_conv_3x3")
+
+    fewer = Fewer()
+    assert fewer.size == 3**6 and len(class_index(fewer)) == len(live_index(fewer)) == 3**6
+    mine = class_index(SPACE)
+    mine[:] = -1
+    assert np.array_equal(class_index(SPACE), classes)
+
+
 def test_one_feature_row_per_class_is_enough(tmp_path) -> None:
     classes = class_index(SPACE)
     assert classes[SPACE.index(DEAD_C3)] == classes[SPACE.index(PRUNED)]
