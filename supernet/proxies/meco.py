@@ -28,8 +28,9 @@ MECO_IMAGES = 8
 
 
 class FeatureMaps:
-    """Collects every image's map of every 4-D module output while `active`, each as `(C, H*W)`;
-    the hooks are registered once per network."""
+    """Collects every 4-D module output while `active`, as `(B, C, H*W)`: each image's maps.
+    Outputs with no more positions than channels are not kept (`min_eig_sum` counts them 0). The
+    hooks are registered once per network."""
 
     def __init__(self, net: nn.Module) -> None:
         self.active = False
@@ -39,7 +40,8 @@ class FeatureMaps:
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.active and isinstance(output, torch.Tensor) and output.dim() == 4:
-            self.maps.extend(output.detach().flatten(2).unbind(0))
+            if output.shape[2] * output.shape[3] > output.shape[1]:
+                self.maps.append(output.detach().flatten(2))
 
 
 def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:
@@ -52,15 +54,15 @@ def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:
     correlations decomposed in float64.
 
     Shapes:
-        each map `(C, P)` (channels, positions) -> 0-dim float64.
+        each map `(C, P)` (channels, positions), or `(B, C, P)`: B maps -> 0-dim float64.
     """
     total = torch.zeros((), dtype=torch.float64, device=maps[0].device if maps else "cpu")
     groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
     for m in maps:
-        if m.shape[1] > m.shape[0]:
-            groups.setdefault(tuple(m.shape), []).append(m)
+        if m.shape[-1] > m.shape[-2]:
+            groups.setdefault(tuple(m.shape[-2:]), []).append(m.reshape(-1, *m.shape[-2:]))
     for same in groups.values():
-        X = torch.stack(same).float()
+        X = torch.cat(same).float()
         X = X - X.mean(dim=2, keepdim=True)
         G = (X @ X.transpose(1, 2)).double()
         norm = G.diagonal(dim1=1, dim2=2).clamp_min(0).sqrt()
