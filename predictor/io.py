@@ -26,6 +26,10 @@ from supernet.results import parse_arch, parse_number, read_csv_rows
 from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError, file_sha256
 
+# the lookup table's leading columns (predictor.table writes them; query reads them without
+# importing the predictor's models)
+TABLE_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M", "acc", "count")
+
 
 def read_samples(
     path: str | Path, space: SearchSpace, arch_column: str = "arch", acc_column: str = "acc"

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictor.budgets import BUDGETS
-from predictor.io import read_table
-from predictor.table import TABLE_COLUMNS
+from predictor.io import TABLE_COLUMNS, read_table
 from supernet.latency import LatencyTable
 from supernet.results import parse_arch
 from supernet.space import Arch, SearchSpace

@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from predictor.io import TABLE_COLUMNS
 from predictor.module import GCNPredictor, RidgePredictor, predictor_from_state
 from supernet.space import Arch, SearchSpace, get_space
 from supernet.utils import DataError, atomic_save, atomic_write_csv, load_checkpoint_file
-
-TABLE_COLUMNS = ("rank", "arch", "score", "flops_M", "params_M", "acc", "count")
 
 
 def all_ops(space: SearchSpace) -> torch.Tensor:

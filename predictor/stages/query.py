@@ -25,11 +25,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from predictor.budgets import BudgetError, read_budgets  # noqa: F401  (query.BudgetError)
-from predictor.io import FIT_RECORD, check_fit_record, read_fit_record
+from predictor.io import FIT_RECORD, TABLE_COLUMNS, check_fit_record, read_fit_record
 from predictor.plots import plot_pareto
 from predictor.scored import Scored, read_scored
 from predictor.shortlist import Shortlist, shortlist
-from predictor.table import TABLE_COLUMNS
 from supernet.artefact import (
     arch_record,
     choose_space,
