@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -355,14 +354,16 @@ def test_sigkill_mid_fit_leaves_the_old_table_whole(tmp_path: Path) -> None:
     common = [f"samples={samples}", f"table={table}"]
     fit.run(compose_cfg("fit", tmp_path, [*common, "predictor=ridge"]))
     before = table.read_bytes()
-    start = time.time()
+    run_log = tmp_path / "run" / "fit.log"
     args = [
         *common,
         "predictor.epochs=100000",
         "predictor.patience=100000",
-        f"hydra.run.dir={tmp_path / 'run'}",
+        f"hydra.run.dir={run_log.parent}",
     ]
-    kill_when("fit.py", args, lambda: time.time() > start + 6)
+    # killed once the log says the fit has begun (100,000 epochs: it is still fitting then), not
+    # after a fixed time, which under load could land before the fit started
+    kill_when("fit.py", args, lambda: run_log.is_file() and "fitting " in run_log.read_text())
     assert table.read_bytes() == before  # killed mid-fit: the earlier table is untouched
     out = fit.run(
         compose_cfg("fit", tmp_path, [*common, "predictor.ensemble=1", "predictor.epochs=20"])

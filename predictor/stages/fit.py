@@ -19,6 +19,7 @@ and metrics but no table; scripts/search.py searches it with the checkpoint.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ from supernet.classes import class_index
 from supernet.latency import LatencyTable
 from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError, atomic_write_json, file_sha256, git_hash
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,6 +136,10 @@ def fit_predictor(cfg: DictConfig, space: SearchSpace, inputs: FitInputs) -> Fit
     batch, n = int(cfg.predict_batch_size), len(inputs.archs)
     predictor = hydra.utils.instantiate(cfg.predictor, space=space)
     metrics = {"fit/samples": n, "fit/rows": int(inputs.counts.sum()), "fit/features": names}
+    log.info(
+        f"fitting {type(predictor).__name__} to {n} archs ({metrics['fit/rows']} rows)"
+        + (f", features {names}" if names else "")
+    )
     t0 = time.perf_counter()
     ops = torch.tensor(inputs.archs, dtype=torch.long)
     u_train = None if u is None else u[torch.tensor([space.index(a) for a in inputs.archs])]
