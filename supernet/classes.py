@@ -14,6 +14,8 @@ the table's fusion and the query's one-row-per-class top.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from supernet.space import Arch, SearchSpace
@@ -83,7 +85,8 @@ def _structure(space: SearchSpace, what: str) -> tuple:
     )
 
 
-def _cached(space: SearchSpace, what: str, build) -> np.ndarray:
+def _cached(space: SearchSpace, what: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """`build()` the first time this structure asks for `what`, a copy of that answer each time."""
     key = _structure(space, what)
     if key not in _INDEXES:
         _INDEXES[key] = build()
