@@ -28,8 +28,7 @@ MECO_IMAGES = 8
 
 
 class FeatureMaps:
-    """Collects every 4-D module output while `active`, as `(B, C, H*W)`: each image's maps.
-    Outputs with no more positions than channels are not kept (`min_eig_sum` counts them 0). The
+    """Collects every 4-D module output while `active`, as `(B, C, H*W)`: each image's maps. The
     hooks are registered once per network."""
 
     def __init__(self, net: nn.Module) -> None:
@@ -40,8 +39,7 @@ class FeatureMaps:
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.active and isinstance(output, torch.Tensor) and output.dim() == 4:
-            if output.shape[2] * output.shape[3] > output.shape[1]:
-                self.maps.append(output.detach().flatten(2))
+            self.maps.append(output.detach().flatten(2))
 
 
 def min_eig_sum(maps: list[torch.Tensor]) -> torch.Tensor:

@@ -159,9 +159,9 @@ def report(cfg: DictConfig, result: dict[str, Any]) -> None:
 
 
 class EpochProgress(pl.Callback):
-    """Logs the supernet's training through `LogProgress` (`supernet.progress`): epochs done, time left, the latest
-    reference-arch accuracy (`val/acc`) and training loss. Lightning's own bar writes nothing
-    readable to a file.
+    """Logs the supernet's training through `supernet.progress.LogProgress`: epochs done, time
+    left, the latest reference-arch accuracy (`val/acc`) and training loss. Lightning's own bar
+    writes nothing readable to a file.
 
     Args:
         log: where the lines go.
