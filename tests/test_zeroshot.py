@@ -79,6 +79,26 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         zeroshot(tmp_path, out, f"archs={archs}", "proxies=[params,flops]")
 
 
+def test_repeats_average_the_seeds_scores_and_never_mix_with_one_seed(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 5, seed=2)
+    opts = [f"archs={archs}", "proxies=[meco]", "data.seed=0"]  # the split: not the scoring seed
+    one = {}
+    for seed in (3, 4):
+        zeroshot(tmp_path, tmp_path / f"s{seed}.csv", *opts, f"seed={seed}")
+        one[seed] = {r["arch"]: float(r["meco"]) for r in read(tmp_path / f"s{seed}.csv")}
+    assert one[3] != one[4]  # the seed draws another network and batch: worth averaging
+    out = tmp_path / "mean.csv"
+    zeroshot(tmp_path, out, *opts, "seed=3", "zeroshot.repeats=2")
+    rows = read(out)
+    assert [r["repeats"] for r in rows] == ["2"] * 5
+    for r in rows:
+        assert float(r["meco"]) == pytest.approx((one[3][r["arch"]] + one[4][r["arch"]]) / 2)
+    with pytest.raises(ValueError, match="repeats"):  # a resume with one seed would mix the two
+        zeroshot(tmp_path, out, *opts, "seed=3")
+    with pytest.raises(ValueError, match=r"zeroshot.repeats=0: expected an integer >= 1"):
+        zeroshot(tmp_path, tmp_path / "z.csv", f"archs={archs}", "zeroshot.repeats=0")
+
+
 def test_bad_arch_names_file_line_and_value(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     good = SPACE.to_str((1, 2, 3, 4, 0, 1))

@@ -6,7 +6,14 @@ Importing the package registers `wrcor`, `meco`, `naswot`, `synflow`, `params` a
 
 from supernet.proxies import cost, meco, naswot, synflow, wrcor  # noqa: F401  (registers the proxies)
 from supernet.proxies.common import ReLURecorder, build_scoring_net, fixed_batch, logdet_ridge
-from supernet.proxies.registry import PROXIES, ProxyContext, get_proxy, register_proxy, score_archs
+from supernet.proxies.registry import (
+    PROXIES,
+    ProxyContext,
+    get_proxy,
+    mean_scores,
+    register_proxy,
+    score_archs,
+)
 from supernet.proxies.vote import average_ranks, rank_vote
 from supernet.proxies.wrcor import abs_corr_sum, wrcor_matrix
 
@@ -20,6 +27,7 @@ __all__ = [
     "fixed_batch",
     "get_proxy",
     "logdet_ridge",
+    "mean_scores",
     "rank_vote",
     "register_proxy",
     "score_archs",

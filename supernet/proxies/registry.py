@@ -98,6 +98,25 @@ def score_archs(
         yield _read_back(pending, names)
 
 
+def mean_scores(
+    scorers: Sequence[tuple[SuperNet, torch.Tensor, torch.Tensor]],
+    archs: Sequence[Arch],
+    names: Sequence[str],
+    ctx: ProxyContext,
+    chunk: int = 16,
+) -> Iterator[list[tuple[Arch, dict[str, float]]]]:
+    """`score_archs` with several `(net, x, y)` scorers (independent initialisations and batches),
+    each score the mean of theirs; chunks come out as `score_archs`'s do, so rows can be written as
+    produced. A proxy of one initialisation ranks with a seed-to-seed spread; the mean of a few has
+    less of it (BENCHMARKS.md: MeCo's Kendall 0.736 +- 0.005 at one seed, 0.747 for the mean of 3)."""
+    runs = [score_archs(net, archs, x, y, names, ctx, chunk) for net, x, y in scorers]
+    for chunks in zip(*runs, strict=True):
+        yield [
+            (arch, {n: sum(c[i][1][n] for c in chunks) / len(chunks) for n in names})
+            for i, (arch, _) in enumerate(chunks[0])
+        ]
+
+
 def _read_back(
     pending: list[tuple[Arch, list]], names: Sequence[str]
 ) -> list[tuple[Arch, dict[str, float]]]:

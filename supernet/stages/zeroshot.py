@@ -4,7 +4,8 @@ Which proxies and how (zeroshot.limit, vote_of, batch_size, chunk) is the `zeros
 proxies config group (conf/proxies/), the same under nas-zeroshot and nas-bench-nb201.
 
 Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
-initialised once from the seed (see `supernet.proxies.build_scoring_net`). Rows go to `out` as they are
+initialised once from the seed (see `supernet.proxies.build_scoring_net`); with `zeroshot.repeats=k`,
+by k such (network, batch) pairs, seeds seed..seed+k-1, each score the mean of theirs. Rows go to `out` as they are
 scored; a rerun skips the archs already there and redoes a line cut short by a kill.
 """
 
@@ -29,8 +30,8 @@ from supernet.proxies import (
     build_scoring_net,
     fixed_batch,
     get_proxy,
+    mean_scores,
     rank_vote,
-    score_archs,
 )
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
 from supernet.space import Arch, SearchSpace
@@ -102,7 +103,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             write_vote(Path(cfg.out), names, vote_of)
         return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
     names, vote_of = plan(cfg)
-    limit = check_settings(cfg)
+    limit, repeats = check_settings(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
@@ -113,22 +114,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device="cpu")
     data.setup()
-    x_train, y_train = data.splits["train"]
     zs = cfg.zeroshot
-    x, y = fixed_batch(x_train, y_train, data.mean, data.std, zs.batch_size, cfg.seed, device)
-    net = build_scoring_net(space, data.num_classes, data.input_shape[0], cfg.seed, device)
+    scorers = [scorer(cfg.seed + j, space, data, zs.batch_size, device) for j in range(repeats)]
     bf16 = bool(zs.get("bf16", False))
     ctx = ProxyContext(space, data.input_shape, data.num_classes, bf16=bf16)
-    fixed = {"seed": cfg.seed, "data": data.name, **({"bf16": True} if bf16 else {})}
+    fixed = {  # a file's scores share these; a bf16 or repeated file has the column: never mixed
+        "seed": cfg.seed,
+        "data": data.name,
+        **({"bf16": True} if bf16 else {}),
+        **({"repeats": repeats} if repeats > 1 else {}),
+    }
     columns = ["arch", *names] + (["vote"] if vote_of else []) + list(fixed)
-    out = ResultsCSV(out_path, columns, fixed=fixed)  # a bf16 file has the column: never mixed
+    out = ResultsCSV(out_path, columns, fixed=fixed)
     write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
     todo = [a for a in archs if space.to_str(a) not in out]
     t0 = time.perf_counter()
     bar = bool(cfg.progress) and sys.stdout.isatty()
     done = len(archs) - len(todo)
     with LogProgress("zero-shot scores", len(archs), log, done, bar=bar) as progress:
-        for chunk in score_archs(net, todo, x, y, names, ctx, chunk=zs.chunk):
+        for chunk in mean_scores(scorers, todo, names, ctx, chunk=zs.chunk):
             for arch, scores in chunk:
                 row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
                 out.append({**row, "vote": ""} if vote_of else row)
@@ -148,8 +152,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def check_settings(cfg: DictConfig) -> int:
-    """Checks the counts before anything runs; returns `zeroshot.limit` (0: every listed arch)."""
+def scorer(
+    seed: int, space: SearchSpace, data: Any, batch_size: int, device: torch.device
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The network and scoring batch of `seed`: repeat j of `zeroshot.repeats` uses seed + j, so
+    one repeat is the seed's own score."""
+    x_train, y_train = data.splits["train"]
+    x, y = fixed_batch(x_train, y_train, data.mean, data.std, batch_size, seed, device)
+    return build_scoring_net(space, data.num_classes, data.input_shape[0], seed, device), x, y
+
+
+def check_settings(cfg: DictConfig) -> tuple[int, int]:
+    """Checks the counts before anything runs; returns `zeroshot.limit` (0: every listed arch) and
+    `zeroshot.repeats`."""
     zs = cfg.zeroshot
     # a correlation or a log det over one image is degenerate: a dead cell then outscores live ones
     check_count(
@@ -158,9 +173,13 @@ def check_settings(cfg: DictConfig) -> int:
     check_count("zeroshot.chunk", zs.chunk, 1)
     check_count("shard", cfg.shard, 0)
     check_count("num_shards", cfg.num_shards, 1)
-    return check_count(
+    repeats = check_count(
+        "zeroshot.repeats", zs.get("repeats", 1), 1, "initialisations averaged per score"
+    )
+    limit = check_count(
         "zeroshot.limit", zs.limit, 0, "score the first N archs of the list; 0: all"
     )
+    return limit, repeats
 
 
 def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
