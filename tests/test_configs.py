@@ -173,7 +173,7 @@ def test_zero_shot_presets_mean_the_same_under_every_entry_point(entry, tmp_path
     """debug=tiny scores 40 archs under nas-zeroshot run alone as under the NB201 benchmark (it
     once reached only the benchmark's stage section: nas-zeroshot scored all 15,625)."""
     tiny = zero_shot_stage(entry, tmp_path, [])
-    assert zeroshot.check_settings(tiny) == 40
+    assert zeroshot.check_settings(tiny) == (40, 1)  # (limit, repeats)
     assert len(zeroshot.listed_archs(tiny, instantiate(tiny.space), 40)) == 40
     full = zero_shot_stage(entry, tmp_path, [], tiny=False)
     assert (full.zeroshot.limit, full.zeroshot.batch_size, full.archs) == (0, 64, "all")
