@@ -19,6 +19,7 @@ tabulated.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ class Layer:
     first: bool  # the first layer of its stage: `skip` not allowed
 
 
+@functools.cache  # cost() parses every layer's op: ~1.8M calls in one budgeted segment search
 def parse_op(op: str) -> tuple[int, int]:
     """`ir_k5_e6` -> (kernel 5, expansion 6)."""
     _, k, e = op.split("_")

@@ -2,12 +2,14 @@
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from supernet.data import NASDataModule
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_cfg
 
 
 def train_cli(*args: str) -> None:
@@ -32,16 +34,31 @@ def train_ddp(out, *overrides) -> dict:
 
 
 @pytest.mark.slow
-def test_ddp_shared_and_per_rank_archs(tmp_path):
-    shared = train_ddp(tmp_path / "shared")
-    per_rank = train_ddp(tmp_path / "per_rank", "supernet.arch_per_rank=true")
-    for ckpt in (shared, per_rank):
-        assert ckpt["epoch"] == 1 and ckpt["nas"]["meta"]["space_config"]["C"] == 4
-        assert all(
-            torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
-        )
-    a, b = shared["state_dict"], per_rank["state_dict"]
-    assert not all(torch.equal(a[k], b[k]) for k in a)  # the option changes what is trained
+def test_ddp_trains_two_ranks_with_an_arch_each(tmp_path):
+    """One real DDP run (3 interpreters); with per-rank archs the ranks' graphs differ, the case
+    DDP's unused-parameter search exists for. Shared archs differ only in `_step_archs`, below."""
+    ckpt = train_ddp(tmp_path / "per_rank", "supernet.arch_per_rank=true")
+    assert ckpt["epoch"] == 1 and ckpt["nas"]["meta"]["space_config"]["C"] == 4
+    assert ckpt["hyper_parameters"]["arch_per_rank"] is True
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
+
+
+@pytest.mark.parametrize("per_rank", [False, True])
+def test_ranks_draw_in_lockstep_shared_or_one_arch_each(tmp_path, per_rank):
+    cfg = make_cfg("train", tmp_path, [f"supernet.arch_per_rank={per_rank}"])
+    steps = {}
+    for rank in (0, 1):
+        module = instantiate(cfg.supernet)
+        module._trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        steps[rank] = [module._step_archs() for _ in range(6)]
+    draws = instantiate(cfg.supernet).sampler  # what one process draws, step after step
+    if per_rank:  # rank r trains the r-th of the step's two draws; both ranks advance by two
+        expect = [[draws.sample_step() for _ in (0, 1)] for _ in range(6)]
+        assert steps[0] == [e[0] for e in expect] and steps[1] == [e[1] for e in expect]
+    else:
+        assert steps[0] == steps[1] == [draws.sample_step() for _ in range(6)]
 
 
 def test_loader_shards_are_disjoint_and_cover_the_epoch():

@@ -20,15 +20,10 @@ def additive_fit(archs, scores):
         for d, op in enumerate(arch):
             table.setdefault((d, op), []).append(s)
     mean = sum(scores) / len(scores)
+    means = {key: sum(v) / len(v) for key, v in table.items()}
 
     def predict(candidates):
-        return [
-            sum(
-                sum(table.get((d, op), [mean])) / len(table.get((d, op), [mean]))
-                for d, op in enumerate(arch)
-            )
-            for arch in candidates
-        ]
+        return [sum(means.get(key, mean) for key in enumerate(arch)) for arch in candidates]
 
     return predict
 
