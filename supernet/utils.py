@@ -92,6 +92,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or
+    AMX tiles. Elsewhere bf16 autocast is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, private
+        return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
+    return False
+
+
+def resolve_bf16(name: str, value: Any, device: torch.device) -> bool:
+    """A bf16 setting (`true`, `false` or `auto`: `native_bf16(device)`) as a bool; anything else
+    raises DataError naming the setting and its value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return native_bf16(device)
+    raise DataError(
+        f"{name}={value!r}: expected true, false or auto (bf16 where {device.type} computes it "
+        "natively)"
+    )
+
+
 def git_hash() -> str:
     """Short commit of the working tree, with `+dirty` when it has uncommitted changes."""
     root = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from supernet.model import SuperNet
 from supernet.space import NB201Space
 from supernet.stages.evaluate import run
 from supernet.stages.train import run as train
+from supernet.utils import DataError, native_bf16, resolve_bf16
 from tests.conftest import data_lines, kill_when, make_cfg
 
 TINY = NB201Space(C=4, N=1)
@@ -101,6 +102,25 @@ def test_evaluate_refuses_to_mix_settings(tmp_path, ckpt):
     with pytest.raises(ValueError, match="C: checkpoint has 4, config has 8"):
         run(make_cfg("evaluate", tmp_path, [f"ckpt_path={ckpt}", "space.C=8"]))
     assert (tmp_path / "subnets.csv").read_text() == before
+
+
+def test_bf16_auto_is_what_the_cpu_computes_natively_and_never_mixes(tmp_path, ckpt, monkeypatch):
+    over = [f"ckpt_path={ckpt}", "evaluator.num_archs=2", "evaluator.bf16=auto"]
+    run(make_cfg("evaluate", tmp_path, over))
+    native = native_bf16(torch.device("cpu"))
+    assert {r["bf16"] for r in rows(tmp_path / "subnets.csv")} == {str(native)}
+    before = (tmp_path / "subnets.csv").read_text()
+    with pytest.raises(ValueError, match=f"bf16='{native}' but this run has bf16='{not native}'"):
+        run(make_cfg("evaluate", tmp_path, [*over[:-1], f"evaluator.bf16={not native}"]))
+    with pytest.raises(DataError, match=r"evaluator.bf16='maybe': expected true, false or auto"):
+        run(make_cfg("evaluate", tmp_path, [*over[:-1], "evaluator.bf16=maybe"]))
+    assert (tmp_path / "subnets.csv").read_text() == before
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_bf16("x", "auto", torch.device("cpu")) is True  # AMX alone computes bf16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_bf16("x", "AUTO", torch.device("cpu")) is False  # emulated: fp32 is faster
+    assert resolve_bf16("x", True, torch.device("cpu")) is True
 
 
 def test_evaluate_proxy_ranked_archs(tmp_path, ckpt):

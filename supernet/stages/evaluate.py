@@ -19,7 +19,7 @@ from supernet.module import load_supernet, weights_hash
 from supernet.progress import LogProgress
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
 from supernet.space import Arch, SearchSpace
-from supernet.utils import DataError, check_count, resolve_device, write_run_info
+from supernet.utils import DataError, check_count, resolve_bf16, resolve_device, write_run_info
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
         "num_shards": check_count("num_shards", cfg.num_shards, 1),
         "batch_size": check_count("data.batch_size", cfg.data.batch_size, 1),
         "eval_batch_size": check_count("data.eval_batch_size", cfg.data.eval_batch_size, 1),
+        "bf16": resolve_bf16("evaluator.bf16", cfg.evaluator.bf16, resolve_device(cfg.device)),
     }
 
 
@@ -111,7 +112,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg.evaluator.bn,
         data.loader("train", train=True),
         cfg.evaluator.calib_batches,
-        cfg.evaluator.bf16,
+        counts["bf16"],
     )
     out = results_file(cfg, counts, out_path, weights_hash(net))
     write_run_info(
@@ -154,7 +155,7 @@ def results_file(
         "bn": cfg.evaluator.bn,
         "heldout_images": counts["heldout_images"],
         "calib_batches": counts["calib_batches"],
-        "bf16": bool(cfg.evaluator.bf16),
+        "bf16": counts["bf16"],
         "data": data_key(cfg.data),
         "ckpt": ckpt_digest,
     }

@@ -39,6 +39,7 @@ from supernet.utils import (
     DataError,
     atomic_write_bytes,
     check_count,
+    resolve_bf16,
     resolve_device,
     write_run_info,
 )
@@ -106,6 +107,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     limit, repeats = check_settings(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
+    bf16 = resolve_bf16("zeroshot.bf16", cfg.zeroshot.get("bf16", False), device)
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -116,7 +118,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data.setup()
     zs = cfg.zeroshot
     scorers = [scorer(cfg.seed + j, space, data, zs.batch_size, device) for j in range(repeats)]
-    bf16 = bool(zs.get("bf16", False))
     ctx = ProxyContext(space, data.input_shape, data.num_classes, bf16=bf16)
     fixed = {  # a file's scores share these; a bf16 or repeated file has the column: never mixed
         "seed": cfg.seed,
