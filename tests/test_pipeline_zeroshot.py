@@ -51,6 +51,7 @@ def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
             *FAST_FIT,
             "stages=[zeroshot,fit,query]",
             "zeroshot.limit=0",
+            "zeroshot.bf16=false",  # the file above is an fp32 one (no bf16 column)
             f"fit.samples={tmp_path / 'given.csv'}",
         ],
     )
