@@ -63,7 +63,8 @@ class SubnetEvaluator:
         bn: `recalibrate`, `batch` or `inherit` (see the module docstring).
         calib: training batches for `recalibrate`.
         calib_batches: how many of them to use.
-        bf16: run the convolutions under bf16 autocast (CUDA); BN statistics and the loss stay fp32.
+        bf16: run the convolutions under bf16 autocast (a GPU, or a CPU with native bf16: see
+            `supernet.utils.native_bf16`); BN statistics and the loss stay fp32.
     """
 
     def __init__(

@@ -5,8 +5,9 @@ proxies config group (conf/proxies/), the same under nas-zeroshot and nas-bench-
 
 Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
 initialised once from the seed (see `supernet.proxies.build_scoring_net`); with `zeroshot.repeats=k`,
-by k such (network, batch) pairs, seeds seed..seed+k-1, each score the mean of theirs. Rows go to `out` as they are
-scored; a rerun skips the archs already there and redoes a line cut short by a kill.
+by k such (network, batch) pairs, seeds seed..seed+k-1, each score the mean of theirs. Rows go to
+`out` as they are scored; a rerun skips the archs already there and redoes a line cut short by a
+kill.
 """
 
 from __future__ import annotations
