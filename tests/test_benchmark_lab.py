@@ -1,12 +1,14 @@
 """The supernet ranking lab (`nas-bench-supernet`): its metrics, its fixed arch set, and the tiny
 protocol end to end on digits with a synthetic truth (no shared data needed)."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
 from hydra import initialize_config_dir
 from omegaconf import open_dict
+from scipy.stats import kendalltau
 
 from predictor.benchmarks.lab import auc, is_dead, protocol_archs, run, score_supernet
 from supernet.space import NB201Space
@@ -81,7 +83,13 @@ def test_tiny_protocol_end_to_end(tmp_path):
     saved = json.loads((tmp_path / "out" / "benchmark_supernet.json").read_text())
     assert set(saved["summary"]) >= {"kendall", "kendall_live", "kendall_top10", "dead_auc"}
     assert saved["config"]["trainer"]["max_epochs"] == 1  # debug=tiny wins over the lab's budget
-    assert "| 1 | 10 |" in (tmp_path / "out" / "benchmark_supernet.md").read_text()
+    table = (tmp_path / "out" / "benchmark_supernet.md").read_text()
+    assert "| accuracy | 1 | 10 |" in table and "| -loss | 1 | 10 |" in table
+    rows = list(csv.DictReader(open(tmp_path / "out" / "seed_0" / "evaluate" / "subnets.csv")))
+    true = {a: float(v) for a, v in (r.split(",") for r in truth.read_text().split()[1:])}
+    loss, want = zip(*((float(r["loss"]), true[r["arch"]]) for r in rows), strict=True)
+    by_loss = saved["by_score"]["loss"]["per_seed"][0]["kendall"]
+    assert by_loss == pytest.approx(kendalltau([-x for x in loss], want)[0])  # lower loss ranks up
     # an evaluation lever reuses the trained supernet: nothing is trained again
     with open_dict(cfg):
         cfg.lab.trained, cfg.paths.output_dir = str(tmp_path / "out"), str(tmp_path / "bf16")

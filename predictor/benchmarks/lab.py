@@ -11,7 +11,8 @@ run's supernets with `lab.trained=<its output folder>`. Per seed it trains a sup
 stage, with the protocol's budget: C=8, N=1, 40 bf16 epochs on CIFAR-10's training half by
 default), then evaluates with inherited weights one fixed set of archs: `lab.num_archs` drawn
 uniformly over the isomorphism classes with `lab.arch_seed` (the same for every seed and every lever, so rows are paired) plus the space's
-reference archs. It scores the supernet's accuracies of those archs against the truth:
+reference archs. It scores the supernet's accuracies of those archs against the truth, and its
+held-out losses (negated: lower is better) the same way, a second row (`SCORES`):
 - Kendall and Spearman over every evaluated arch;
 - Kendall over the live archs alone (a cell whose output is cut off computes nothing: every
   recipe tells those apart, so they inflate the whole-set figure);
@@ -49,6 +50,8 @@ from supernet.stages import evaluate, train
 from supernet.utils import DataError, atomic_write_text
 
 METRICS = ("kendall", "spearman", "kendall_live", "kendall_top10", "dead_auc")
+# what ranks the evaluated archs: subnets.csv column -> sign (higher signed value ranks higher)
+SCORES = {"acc": 1.0, "loss": -1.0}
 
 
 def protocol_archs(space: SearchSpace, num_archs: int, seed: int) -> list[Arch]:
@@ -162,16 +165,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     per_seed, times, ref_acc = [], [], []
     for seed in cfg.seeds:
         r = one_seed(cfg, int(seed), out / f"seed_{seed}", archs_csv)
-        acc = read_column(r["samples"], "acc", space)  # canonical arch strings, as the truth's
-        per_seed.append({"supernet": score_supernet(acc, truth, space)})
+        scored = {}
+        for column, sign in SCORES.items():  # canonical arch strings, as the truth's
+            values = read_column(r["samples"], column, space)
+            scored[column] = score_supernet({a: sign * v for a, v in values.items()}, truth, space)
+        per_seed.append(scored)
         times.append(r["times_s"])
+        acc = read_column(r["samples"], "acc", space)
         ref_acc.append([acc.get(a, float("nan")) for a in refs])
-    summary = aggregate(per_seed)["supernet"]
+    summaries = aggregate(per_seed)
     results = {
         "seeds": list(cfg.seeds),
         "archs": len(archs),
-        "summary": summary,
-        "per_seed": [p["supernet"] for p in per_seed],
+        "summary": summaries["acc"],  # by accuracy; `by_score` has every score's
+        "per_seed": [p["acc"] for p in per_seed],
+        "by_score": {
+            c: {"summary": summaries[c], "per_seed": [p[c] for p in per_seed]} for c in SCORES
+        },
         "reference_archs": refs,
         "reference_acc": ref_acc,
         "stage_times_s": times,
@@ -188,25 +198,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """One row: mean ± std of each metric over seeds, the reference archs' mean accuracy and the
-    mean train / evaluate wall time."""
-    m = results["summary"]
-    cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in METRICS]
+    """A row per score (accuracy, -loss): mean ± std of each metric over seeds, the reference
+    archs' mean accuracy and the mean train / evaluate wall time."""
     refs = np.nanmean(np.array(results["reference_acc"], float), axis=0)
+    refs_text = " / ".join(f"{r:.1f}" for r in refs)
     train_s = np.mean([t.get("train", 0.0) for t in results["stage_times_s"]])
     eval_s = np.mean([t["evaluate"] for t in results["stage_times_s"]])
-    head = ("seeds", "archs", *METRICS, "reference archs (%)", "train / evaluate (s)")
-    return (
-        "| "
-        + " | ".join(head)
-        + " |\n"
-        + "|"
-        + "---|" * len(head)
-        + "\n"
-        + f"| {len(results['seeds'])} | {results['archs']} | "
-        + " | ".join(cells)
-        + f" | {' / '.join(f'{r:.1f}' for r in refs)} | {train_s:.0f} / {eval_s:.0f} |\n"
-    )
+    head = ("score", "seeds", "archs", *METRICS, "reference archs (%)", "train / evaluate (s)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for column, by in results["by_score"].items():
+        m = by["summary"]
+        cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in METRICS]
+        name = "accuracy" if column == "acc" else f"-{column}"
+        lines.append(
+            f"| {name} | {len(results['seeds'])} | {results['archs']} | "
+            + " | ".join(cells)
+            + f" | {refs_text} | {train_s:.0f} / {eval_s:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:
