@@ -165,14 +165,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     per_seed, times, ref_acc = [], [], []
     for seed in cfg.seeds:
         r = one_seed(cfg, int(seed), out / f"seed_{seed}", archs_csv)
-        scored = {}
-        for column, sign in SCORES.items():  # canonical arch strings, as the truth's
-            values = read_column(r["samples"], column, space)
-            scored[column] = score_supernet({a: sign * v for a, v in values.items()}, truth, space)
-        per_seed.append(scored)
+        # canonical arch strings, as the truth's
+        values = {c: read_column(r["samples"], c, space) for c in SCORES}
+        signed = {c: {a: SCORES[c] * v for a, v in values[c].items()} for c in SCORES}
+        per_seed.append({c: score_supernet(signed[c], truth, space) for c in SCORES})
         times.append(r["times_s"])
-        acc = read_column(r["samples"], "acc", space)
-        ref_acc.append([acc.get(a, float("nan")) for a in refs])
+        ref_acc.append([values["acc"].get(a, float("nan")) for a in refs])
     summaries = aggregate(per_seed)
     results = {
         "seeds": list(cfg.seeds),
