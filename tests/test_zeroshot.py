@@ -99,6 +99,17 @@ def test_repeats_average_the_seeds_scores_and_never_mix_with_one_seed(tmp_path: 
         zeroshot(tmp_path, tmp_path / "z.csv", f"archs={archs}", "zeroshot.repeats=0")
 
 
+def test_a_bf16_column_only_where_a_proxy_ran_under_bf16(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 3)
+    for proxies, column in (("[wrcor,meco]", True), ("[meco,params]", False)):
+        out = tmp_path / f"{column}.csv"
+        zeroshot(tmp_path, out, f"archs={archs}", f"proxies={proxies}", "zeroshot.bf16=true")
+        assert ("bf16" in read(out)[0]) is column  # MeCo and costs never use bf16
+    fp32 = tmp_path / "fp32.csv"  # so a MeCo file resumes whichever bf16 setting it meets
+    zeroshot(tmp_path, fp32, f"archs={archs}", "proxies=[meco,params]", "zeroshot.bf16=false")
+    assert read(fp32) == read(tmp_path / "False.csv")
+
+
 def test_bad_arch_names_file_line_and_value(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     good = SPACE.to_str((1, 2, 3, 4, 0, 1))

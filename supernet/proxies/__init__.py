@@ -11,6 +11,7 @@ from supernet.proxies.registry import (
     ProxyContext,
     get_proxy,
     mean_scores,
+    reads_bf16,
     register_proxy,
     score_archs,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "logdet_ridge",
     "mean_scores",
     "rank_vote",
+    "reads_bf16",
     "register_proxy",
     "score_archs",
     "wrcor_matrix",

@@ -26,10 +26,10 @@ class ProxyContext:
         num_classes: classifier outputs.
         cache: per-net helpers built on first use (ReLU recorders, SynFlow's float64 copy).
         counters: device-side counts, e.g. `wrcor/ridge`: archs whose K needed the ridge.
-        bf16: WRCor's forward, backward and correlations under bf16 autocast. Its ranking stays
-            that of the fp32 definition (Spearman 0.99999 over 200 CIFAR archs at C=8 N=1,
-            BENCHMARKS.md) and ran 1.24x faster on a busy 2-core CPU; off by default, so a
-            score is the definition's unless asked.
+        bf16: the passes of the proxies registered with `bf16=True` (WRCor) under bf16 autocast.
+            WRCor's ranking stays that of the fp32 definition (Spearman 0.99999 over 200 CIFAR
+            archs at C=8 N=1, BENCHMARKS.md) and ran 1.24x faster on a busy 2-core CPU. Off here;
+            the zero-shot stage turns it on where the device computes bf16 natively.
     """
 
     space: NB201Space
@@ -51,10 +51,12 @@ Proxy = Callable[
     [SuperNet, Arch, torch.Tensor, torch.Tensor, ProxyContext], "torch.Tensor | float"
 ]
 PROXIES: dict[str, Proxy] = {}
+BF16_PROXIES: set[str] = set()  # the proxies whose scores depend on `ProxyContext.bf16`
 
 
-def register_proxy(name: str) -> Callable[[Proxy], Proxy]:
-    """Decorator adding a proxy under `name`; a name taken already raises ValueError."""
+def register_proxy(name: str, *, bf16: bool = False) -> Callable[[Proxy], Proxy]:
+    """Decorator adding a proxy under `name`; a name taken already raises ValueError. `bf16`: the
+    proxy reads `ctx.bf16`, so a file of its scores records it."""
 
     def add(fn: Proxy) -> Proxy:
         if name in PROXIES:
@@ -62,9 +64,16 @@ def register_proxy(name: str) -> Callable[[Proxy], Proxy]:
                 f"proxy {name!r} is registered already (by {PROXIES[name].__module__})"
             )
         PROXIES[name] = fn
+        if bf16:
+            BF16_PROXIES.add(name)
         return fn
 
     return add
+
+
+def reads_bf16(names: Iterable[str]) -> bool:
+    """Whether any of the proxies `names` computes differently under `ProxyContext.bf16`."""
+    return any(n in BF16_PROXIES for n in names)
 
 
 def get_proxy(name: str) -> Proxy:

@@ -121,7 +121,7 @@ def wrcor_matrix(
         return abs_corr_sum([a.detach() for a in acts] + grads, weights + weights, ws)
 
 
-@register_proxy("wrcor")
+@register_proxy("wrcor", bf16=True)
 def wrcor(
     net: SuperNet, arch: Arch, x: torch.Tensor, y: torch.Tensor, ctx: ProxyContext
 ) -> torch.Tensor:

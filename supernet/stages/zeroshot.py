@@ -33,6 +33,7 @@ from supernet.proxies import (
     get_proxy,
     mean_scores,
     rank_vote,
+    reads_bf16,
 )
 from supernet.results import ResultsCSV, merge_shards, read_archs_csv, shard_path
 from supernet.space import Arch, SearchSpace
@@ -108,7 +109,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     limit, repeats = check_settings(cfg)
     space = instantiate(cfg.space)
     device = resolve_device(cfg.device)
+    # only proxies that read it (WRCor) run under bf16, and only their files record it
     bf16 = resolve_bf16("zeroshot.bf16", cfg.zeroshot.get("bf16", False), device)
+    bf16 = bf16 and reads_bf16(names)
     if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
