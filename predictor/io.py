@@ -61,6 +61,60 @@ def read_samples(
     return list(sums), accs, counts
 
 
+# what fit.py fits: `acc`, `loss` (fitted as -loss, so higher is better), or `auto`: the loss when
+# the samples have a `loss` column (every subnets.csv does), else the accuracy
+TARGETS = ("auto", "acc", "loss")
+
+
+def read_target(
+    path: str | Path, space: SearchSpace, target: str = "auto"
+) -> tuple[str, list[Arch], np.ndarray, np.ndarray, np.ndarray | None]:
+    """The fit's target per distinct arch (duplicates averaged), in file order.
+
+    On the supernet lab's three CIFAR-10 supernets the held-out loss ranked their 304 archs at
+    Kendall 0.545 +- 0.027 against the truth, the accuracy on the same images at 0.477 +- 0.083: the
+    loss tells apart archs whose accuracies differ by less than a few images (BENCHMARKS.md).
+
+    Returns:
+        the target used (`acc` or `loss`), archs, y `(n,)` (higher is better: accuracy in percent
+        or -loss), counts `(n,)` rows per arch, and the measured accuracy `(n,)` (None for a
+        loss-only file).
+
+    Raises:
+        DataError: an unknown target, a missing column, or a value out of range (the accuracy as
+            `read_samples`; a loss that is negative or not finite), naming file, line and value.
+    """
+    if target not in TARGETS:
+        raise DataError(f"fit target={target!r}; expected one of {list(TARGETS)}")
+    path = Path(path)
+    if target == "auto":
+        header, _ = read_csv_rows(path, ["arch"])
+        target = "loss" if "loss" in header else "acc"
+    if target == "acc":
+        archs, acc, counts = read_samples(path, space)
+        return "acc", archs, acc, counts, acc
+    header, rows = read_csv_rows(path, ["arch", "loss"])
+    with_acc = "acc" in header
+    losses: dict[Arch, list[float]] = {}
+    for line, row in rows:
+        arch = parse_arch(path, line, row["arch"], space, "arch")
+        loss = parse_number(path, line, "loss", row["loss"])
+        if loss < 0:
+            raise DataError(
+                f"{path}:{line}: loss={row['loss']!r} is negative; expected a mean "
+                "cross-entropy, >= 0"
+            )
+        losses.setdefault(arch, []).append(loss)
+    y = -np.array([np.mean(v) for v in losses.values()])
+    counts = np.array([len(v) for v in losses.values()])
+    acc = None
+    if with_acc:
+        archs, acc_by, _ = read_samples(path, space)
+        by_arch = dict(zip(archs, acc_by))
+        acc = np.array([by_arch[a] for a in losses])
+    return "loss", list(losses), y, counts, acc
+
+
 def read_features(
     path: str | Path,
     space: SearchSpace,

@@ -122,7 +122,8 @@ def _fit_lines(fit_metrics: Mapping[str, Any], fusion: str) -> list[str]:
     train_tau = fit_metrics.get("fit/train_tau")
     train = f"; training-set tau {train_tau:.3f}" if isinstance(train_tau, float) else ""
     samples = fit_metrics.get("fit/samples", "?")
-    lines = [f"**Fit** on {samples} subnets: {held}{train}", ""]
+    target = {"acc": " (accuracy)", "loss": " (-loss)"}.get(fit_metrics.get("fit/target"), "")
+    lines = [f"**Fit** on {samples} subnets{target}: {held}{train}", ""]
     return lines + ([f"**Table**: {fusion}", ""] if fusion else [])
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra import initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from predictor.stages import search
 from predictor.stages.pipeline import stage_config
@@ -113,6 +114,20 @@ def test_presets_mean_the_same_under_every_entry_point(entry, tmp_path):
     assert (digits.evaluator.num_archs, digits.evaluator.heldout_images) == (100, 400)
     cifar = make_cfg(entry, tmp_path, [*over, "data=cifar10"], tiny=False)
     assert (cifar.evaluator.num_archs, cifar.evaluator.heldout_images) == (200, 0)
+
+
+def test_the_cpu_experiment_runs_the_supernet_labs_protocol(tmp_path):
+    """`experiment=nb201_cifar10_cpu` is the lab's protocol (conf/lab/cpu.yaml) as one pipeline: what
+    the lab measured is what the preset's users get, so the two must not drift apart."""
+    lab = make_cfg("benchmark_supernet", tmp_path, tiny=False)
+    run = make_cfg("run", tmp_path, ["experiment=nb201_cifar10_cpu"], tiny=False)
+    keys = ["space.C", "space.N", "trainer.max_epochs", "trainer.precision", "trainer.accelerator"]
+    keys += ["evaluator.num_archs", "evaluator.heldout_images", "evaluator.calib_batches"]
+    keys += ["evaluator.bn", "evaluator.bf16", "data.name", "data.heldout_fraction", "supernet"]
+    for key in keys:
+        assert OmegaConf.select(run, key) == OmegaConf.select(lab, key), key
+    assert run.evaluator.archs == "unique"  # the lab's arch set: one per class, classes uniform
+    assert run.zeroshot.repeats == 3 and list(run.zeroshot.proxies) == ["wrcor", "meco"]
 
 
 @pytest.mark.parametrize("proxy", options("proxies"))

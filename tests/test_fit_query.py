@@ -15,6 +15,7 @@ import torch
 import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from scipy.stats import kendalltau
 
 from predictor.budgets import pareto_front
 from predictor.fusion import fuse
@@ -126,6 +127,8 @@ BAD_CASES = {
     "out of range": ("arch,acc\n{g},90\n{g},150\n", ":3:", "150"),
     "negative": ("arch,acc\n{g},-1\n", ":2:", "-1"),
     "fractions": ("arch,acc\n{g},0.9\n{g},0.8\n", ":2:", "0.9"),
+    "negative loss": ("arch,acc,loss\n{g},90,0.3\n{g},91,-0.2\n", ":3:", "-0.2"),
+    "nan loss": ("arch,acc,loss\n{g},90,nan\n", ":2:", "nan"),
     "no rows": ("arch,acc\n", "no data rows", "s.csv"),
     "one arch": ("arch,acc\n{g},90\n{g},91\n", "1 distinct arch", "s.csv"),
 }
@@ -145,6 +148,46 @@ def test_bad_samples_name_file_line_value_and_write_nothing(case: str, tmp_path:
     assert str(path) in msg and where in msg and value in msg
     assert old.read_text() == "sentinel\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_fit_takes_the_loss_when_the_samples_have_it(tmp_path: Path) -> None:
+    """subnets.csv has both columns; the fit ranks by -loss (target=auto) or by the accuracy
+    (target=acc). Here the loss follows the 3x3 convolutions and the accuracy is noise, so which
+    one the fit took shows in its ranking; the table's acc column stays the measured accuracy."""
+    rng = np.random.default_rng(0)
+    archs = [SPACE.from_index(int(i)) for i in rng.choice(SPACE.size, 80, replace=False)]
+    loss = {a: 2.0 - 0.2 * a.count(3) + 0.01 * rng.normal() for a in archs}
+    acc = {a: float(rng.uniform(40, 60)) for a in archs}
+    path = tmp_path / "subnets.csv"
+    path.write_text(
+        "arch,acc,loss\n"
+        + "".join(f"{SPACE.to_str(a)},{acc[a]:.3f},{loss[a]:.4f}\n" for a in archs)
+    )
+    neg_loss = [-loss[a] for a in archs]
+    taus = {}
+    for target in ("auto", "acc", "loss"):
+        out = tmp_path / target
+        cfg = compose_cfg("fit", out, [f"samples={path}", "predictor=ridge", f"target={target}"])
+        result = fit.run(cfg)
+        assert result["metrics"]["fit/target"] == ("acc" if target == "acc" else "loss")
+        with open(result["table"]) as f:
+            rows = {r["arch"]: r for r in csv.DictReader(f)}
+        pred = [float(rows[SPACE.to_str(a)]["predicted"]) for a in archs]
+        taus[target] = kendalltau(pred, neg_loss)[0]
+        a = archs[0]
+        assert float(rows[SPACE.to_str(a)]["acc"]) == pytest.approx(acc[a], abs=1e-3)
+    assert taus["auto"] == taus["loss"] > 0.6, taus  # ties within a count of 3x3 convs
+    assert taus["acc"] < 0.3, taus
+    with pytest.raises(
+        DataError, match=r"target='los'; expected one of \['auto', 'acc', 'loss'\]"
+    ):
+        fit.run(compose_cfg("fit", tmp_path / "bad", [f"samples={path}", "target=los"]))
+    only = tmp_path / "acc_only.csv"  # a file without a loss column: auto fits the accuracy
+    only.write_text("arch,acc\n" + "".join(f"{SPACE.to_str(a)},{acc[a]:.3f}\n" for a in archs))
+    cfg = compose_cfg("fit", tmp_path / "only", [f"samples={only}", "predictor=ridge"])
+    assert fit.run(cfg)["metrics"]["fit/target"] == "acc"
+    with pytest.raises(DataError, match=r"acc_only.csv:1: .*loss"):
+        fit.run(compose_cfg("fit", tmp_path / "x", [f"samples={only}", "target=loss"]))
 
 
 def test_missing_samples_file_and_incomplete_features(tmp_path: Path) -> None:

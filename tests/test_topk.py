@@ -136,8 +136,11 @@ def test_summary_names_stages_refs_tau_and_warns(tmp_path) -> None:
     )
     assert warnings == [] and "WARNING" not in text and "**0.410**" in text
     fused = {"fit/heldout_tau": 0.7, "fit/vote_with": ["params_M", "wrcor"], "fit/trust": 0.84}
-    text, warnings = build_summary(tmp_path, {"fit": 5.0}, None, 10, fused, [])
+    text, warnings = build_summary(
+        tmp_path, {"fit": 5.0}, None, 10, {**fused, "fit/target": "loss"}, []
+    )
     assert warnings == [] and "(weight 0.84" in text and "params_M, wrcor" in text
+    assert "subnets (-loss): held-out" in text  # what the fit was fitted to
     text, warnings = build_summary(
         tmp_path, {"fit": 5.0}, None, 10, {**fused, "fit/trust": 0.0}, []
     )

@@ -27,7 +27,7 @@ from predictor.benchmarks.common import (
     write_report,
 )
 from predictor.benchmarks.methods import Fitter, Signals, make_signals, methods, run_draw
-from predictor.io import read_features, read_samples
+from predictor.io import read_features, read_target
 from predictor.table import all_ops, cost_columns, predict_all
 from supernet.classes import class_index
 from supernet.space import SearchSpace
@@ -71,7 +71,8 @@ def signals(cfg: DictConfig, space: SearchSpace, classes: np.ndarray) -> Signals
 def draws(cfg: DictConfig, space: SearchSpace, truth: np.ndarray) -> dict[int, list[dict]]:
     """n -> one metrics dict per draw (method -> metrics)."""
     classes = class_index(space)
-    archs, acc, _ = read_samples(cfg.samples, space)
+    # what the methods fit and rank by: fit.py's `target` (a subnets.csv: -loss by default)
+    _, archs, acc, _, _ = read_target(cfg.samples, space, cfg.get("target", "auto"))
     rows_idx = np.array([space.index(a) for a in archs])
     free = signals(cfg, space, classes)
     table = methods(gcn_fitter(cfg, space) if cfg.with_gcn else None)

@@ -1,16 +1,21 @@
-"""Fit the predictor to measured subnet accuracies; write the checkpoint, the whole-space lookup
-table (best first), a fit plot and metrics.
+"""Fit the predictor to measured subnets; write the checkpoint, the whole-space lookup table (best
+first), a fit plot and metrics.
 
     python scripts/fit.py samples=subnets.csv [table=table.csv] [features=zeroshot.csv]
-        [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
+        [target=auto|acc|loss] [use_cost_features=true] [predictor=ridge] [input_shape=[1,8,8]]
         [vote_with=[wrcor,params_M]] [vote_rule=softmin|mean]
+
+The predictor is fitted to each subnet's held-out loss (as -loss) when the samples have a `loss`
+column, as every `subnets.csv` does, and to its accuracy otherwise (`target`, `read_target`): on the
+lab's CIFAR-10 supernets the loss ranked better than the accuracy on the same images. The table's
+`acc` column is the measured accuracy either way.
 
 The table ranks by the fusion (`predictor.fusion.fuse`: by default a soft minimum of normal scores)
 of the prediction and the `vote_with` columns: the features CSV's, or flops_M / params_M of what each
 cell computes (dead ops cost nothing), each higher-is-better; the prediction stays in a `predicted`
-column. The default `vote_with=auto` takes params_M and the `wrcor` column of `features` (every
-zero-shot column but params / flops / vote when it has none); `vote_with=[]` ranks by the
-prediction alone.
+column. The default `vote_with=auto` takes params_M and the `wrcor` and `meco` columns of
+`features` (every zero-shot column but params / flops / vote when it has neither); `vote_with=[]`
+ranks by the prediction alone.
 A features CSV needs one row per class of archs that compute the same function.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
@@ -33,7 +38,7 @@ from scipy.stats import kendalltau
 
 from predictor.budgets import read_latency_table
 from predictor.fusion import RULES, fuse_weighted, vote_columns
-from predictor.io import check_writable, output_digest, read_features, read_samples
+from predictor.io import check_writable, output_digest, read_features, read_target
 from predictor.module import GCNPredictor, RidgePredictor
 from predictor.plots import plot_fit
 from predictor.table import (
@@ -53,6 +58,7 @@ from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError, atomic_write_json, file_sha256, git_hash
 
 log = logging.getLogger(__name__)
+TARGET_NAMES = {"acc": "accuracy (%)", "loss": "-loss"}  # what `fit.target` fits, in words
 
 
 @dataclass
@@ -60,19 +66,24 @@ class FitInputs:
     """Everything a fit reads, validated before anything is written.
 
     Attributes:
-        archs, acc, counts: `read_samples`' distinct archs, mean accuracy (%) and rows each.
+        target: what the predictor is fitted to, `acc` or `loss` (`read_target`).
+        archs, y, counts: the distinct archs, their mean target (higher is better: accuracy in
+            percent, or -loss) and rows each.
+        acc: their mean measured accuracy, the table's `acc` column (None: a loss-only file).
         costs: `cost_columns` of a listable space (None: no table).
         features: `read_features`' names and whole-space values (None without `features=`).
         voters: `vote_columns`, the table's fused columns besides the prediction.
         latency: the `latency_table=` (None without one): a latency_ms column of the table.
 
     Shapes:
-        acc, counts `(n,)`; costs `(space.size, 2)`; each voter `(space.size,)`.
+        y, counts, acc `(n,)`; costs `(space.size, 2)`; each voter `(space.size,)`.
     """
 
+    target: str
     archs: list[Arch]
-    acc: np.ndarray
+    y: np.ndarray
     counts: np.ndarray
+    acc: np.ndarray | None
     costs: np.ndarray | None
     features: tuple[list[str], np.ndarray] | None
     voters: dict[str, np.ndarray]
@@ -112,7 +123,7 @@ def read_inputs(cfg: DictConfig, space: SearchSpace) -> FitInputs:
     tabulate = space.enumerable
     if not tabulate:
         refuse_features(cfg, space.size)
-    archs, acc, counts = read_samples(cfg.samples, space)
+    target, archs, y, counts, acc = read_target(cfg.samples, space, cfg.get("target", "auto"))
     if len(archs) < 2:
         raise DataError(f"{cfg.samples}: {len(archs)} distinct arch(s); fitting needs at least 2")
     costs = cost_columns(space, tuple(cfg.input_shape), int(cfg.num_classes)) if tabulate else None
@@ -126,7 +137,7 @@ def read_inputs(cfg: DictConfig, space: SearchSpace) -> FitInputs:
         raise DataError(f"vote_rule={cfg.vote_rule!r}; expected one of {list(RULES)}")
     latency = read_latency_table(cfg.latency_table, space) if cfg.get("latency_table") else None
     check_writable([cfg.checkpoint, cfg.plot, cfg.metrics] + ([cfg.table] if tabulate else []))
-    return FitInputs(archs, acc, counts, costs, features, voters, latency)
+    return FitInputs(target, archs, y, counts, acc, costs, features, voters, latency)
 
 
 def fit_predictor(cfg: DictConfig, space: SearchSpace, inputs: FitInputs) -> Fitted:
@@ -136,14 +147,15 @@ def fit_predictor(cfg: DictConfig, space: SearchSpace, inputs: FitInputs) -> Fit
     batch, n = int(cfg.predict_batch_size), len(inputs.archs)
     predictor = hydra.utils.instantiate(cfg.predictor, space=space)
     metrics = {"fit/samples": n, "fit/rows": int(inputs.counts.sum()), "fit/features": names}
+    metrics["fit/target"] = inputs.target
     log.info(
-        f"fitting {type(predictor).__name__} to {n} archs ({metrics['fit/rows']} rows)"
-        + (f", features {names}" if names else "")
+        f"fitting {type(predictor).__name__} to the {TARGET_NAMES[inputs.target]} of {n} archs "
+        f"({metrics['fit/rows']} rows)" + (f", features {names}" if names else "")
     )
     t0 = time.perf_counter()
     ops = torch.tensor(inputs.archs, dtype=torch.long)
     u_train = None if u is None else u[torch.tensor([space.index(a) for a in inputs.archs])]
-    metrics.update(predictor.fit(ops, torch.tensor(inputs.acc, dtype=torch.float), u_train))
+    metrics.update(predictor.fit(ops, torch.tensor(inputs.y, dtype=torch.float), u_train))
     metrics["fit/fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores = None
@@ -155,7 +167,7 @@ def fit_predictor(cfg: DictConfig, space: SearchSpace, inputs: FitInputs) -> Fit
         train_pred = predict_archs(predictor, space, inputs.archs, u, batch)
         check_finite(train_pred, lambda i: space.to_str(inputs.archs[i]), cfg.samples)
     metrics["fit/predict_s"] = time.perf_counter() - t0
-    metrics["fit/train_tau"] = float(kendalltau(train_pred, inputs.acc)[0])
+    metrics["fit/train_tau"] = float(kendalltau(train_pred, inputs.y)[0])
     return Fitted(predictor, metrics, names, u, scores, train_pred)
 
 
@@ -178,7 +190,11 @@ def write_lookup_table(
         extra["latency_ms"] = np.array(
             [inputs.latency.arch_ms(space, a) for a in space.all_archs()]
         )
-    measured = {a: (float(m), int(c)) for a, m, c in zip(inputs.archs, inputs.acc, inputs.counts)}
+    accs = inputs.acc if inputs.acc is not None else [""] * len(inputs.archs)
+    measured = {
+        a: (m if m == "" else float(m), int(c))
+        for a, m, c in zip(inputs.archs, accs, inputs.counts)
+    }
     rows = table_rows(space, final, inputs.costs, measured, extra)
     write_table(cfg.table, rows, list(extra))
     return rows
@@ -213,7 +229,8 @@ def run(cfg: DictConfig) -> dict:
         cfg.checkpoint, fitted.predictor, space, config, fitted.feature_names, fitted.u, sha, git
     )
     rows = write_lookup_table(cfg, space, inputs, fitted) if fitted.scores is not None else []
-    plot_fit(cfg.plot, inputs.acc, fitted.train_pred, fit_title(fitted.metrics))
+    xlabel = f"measured {TARGET_NAMES[inputs.target]}"
+    plot_fit(cfg.plot, inputs.y, fitted.train_pred, fit_title(fitted.metrics), xlabel=xlabel)
     metrics = {**fitted.metrics, "fit/total_s": time.perf_counter() - start}
     outputs = {"checkpoint": output_digest(cfg.checkpoint)}
     if fitted.scores is not None:
