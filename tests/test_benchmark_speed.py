@@ -69,3 +69,29 @@ def test_ab_mode_refuses_an_unknown_option(tmp_path):
     )
     with pytest.raises(ValueError, match="fast"):
         run(cfg)
+
+
+def test_compile_ops_compiles_each_cell_op_once_and_keeps_the_outputs():
+    """The compile option (`ab.options=[eval_compile,train_compile]`) compiles the modules that
+    compute a cell's ops: shared convs once, never the slices that call them; a path's output is
+    unchanged. Dynamo's `eager` backend stands in for inductor, so nothing is built here."""
+    import torch
+
+    from predictor.benchmarks.speed import compile_ops
+    from supernet.model import SuperNet
+    from supernet.ops import SharedConvs
+    from supernet.space import NB201Space
+
+    space = NB201Space(C=4, N=1)
+    torch.manual_seed(0)
+    net = SuperNet(space, 10, 3, share_convs=True).eval()
+    arch = (3, 2, 4, 3, 1, 2)  # every op kind but none, on a live path
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        before = net(x, arch)
+    n = compile_ops(net, backend="eager")
+    # 3 cells x 6 edges: one SharedConvs, skip, pooling and none per edge (the 2 slices not counted)
+    assert n == 3 * 6 * 4
+    assert sum(isinstance(m, SharedConvs) for m in net.modules()) == 18
+    with torch.no_grad():
+        assert torch.allclose(net(x, arch), before, atol=1e-6)

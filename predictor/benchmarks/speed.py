@@ -37,9 +37,9 @@ from predictor.benchmarks.common import run_info, write_report
 from supernet.data import Arrays, NASDataModule
 from supernet.evaluator import SubnetEvaluator
 from supernet.latency import median_ms, sync, wall_times
-from supernet.model import SuperNet
+from supernet.model import SuperCell, SuperNet
 from supernet.module import SupernetModule
-from supernet.ops import AvgPool3x3
+from supernet.ops import AvgPool3x3, ConvSlice
 from supernet.proxies import ProxyContext, build_scoring_net, get_proxy, score_archs
 from supernet.sampler import UniformSampler
 
@@ -67,6 +67,23 @@ def archs_for(space: Any, n: int, seed: int) -> list[tuple[int, ...]]:
     ]
 
 
+def compile_ops(net: nn.Module, backend: str = "inductor") -> int:
+    """Compiles every candidate op of `net`'s cells in place (`nn.Module.compile`), so a sampled
+    path runs compiled ops: each module compiles once per input shape, not once per arch. Raises
+    dynamo's recompile limit, which a shared `forward` over many modules would otherwise hit,
+    silently falling back to eager. Returns how many modules were compiled."""
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 1024)
+    ops: list[nn.Module] = []
+    for cell in (m for m in net.modules() if isinstance(m, SuperCell)):
+        ops += getattr(cell, "convs", [])  # shared convs: ConvSlice ops only call them
+        ops += [op for edge in cell.edges for op in edge if not isinstance(op, ConvSlice)]
+    for op in ops:
+        op.compile(backend=backend, dynamic=False)
+    return len(ops)
+
+
 def train_loop(
     cfg: DictConfig,
     space: Any,
@@ -76,13 +93,16 @@ def train_loop(
     batch_size: int,
     bf16: bool = False,
     channels_last: bool = False,
+    compile: bool = False,
 ) -> Callable[[], None]:
     """`steps` plain eager SGD steps (one random arch each) of a fresh supernet: fp32 NCHW unless
-    asked for bf16 autocast (what the trainer's bf16-mixed does) or channels_last weights and
-    batches (what `SupernetModule(channels_last=True)` does)."""
+    asked for bf16 autocast (what the trainer's bf16-mixed does), channels_last weights and
+    batches (what `SupernetModule(channels_last=True)` does) or compiled cell ops (`compile_ops`)."""
     x_all, y_all = dm.splits["train"]
     torch.manual_seed(0)
     net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device)
+    if compile:
+        compile_ops(net)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -333,6 +353,9 @@ def ab_eval(option: str) -> Callable[..., list[Pair]]:
         on_net = net
         if option == "channels_last":
             on_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        if option == "compile":
+            on_net = copy.deepcopy(net)
+            compile_ops(on_net)
         on = SubnetEvaluator(on_net, heldout, "batch", bf16=option == "bf16")
         off = SubnetEvaluator(net, heldout, "batch")
         images = min(cfg.ab.eval_images, len(dm.splits["heldout"][1]))
@@ -370,6 +393,9 @@ AB_OPTIONS: dict[str, Callable[..., list[Pair]]] = {
     "eval_channels_last": ab_eval("channels_last"),
     "train_bf16": ab_train("bf16"),
     "train_channels_last": ab_train("channels_last"),
+    # not in the default list: the first calls compile every op (tens of seconds at C=8 N=1)
+    "eval_compile": ab_eval("compile"),
+    "train_compile": ab_train("compile"),
 }
 
 
