@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +41,49 @@ def read_samples(
     """
     path = Path(path)
     _, rows = read_csv_rows(path, [arch_column, acc_column])
-    sums: dict[Arch, list[float]] = {}
+    return _accuracy_means(path, rows, space, arch_column, acc_column)
+
+
+def _column_means(
+    path: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    space: SearchSpace,
+    arch_column: str,
+    column: str,
+    check: Callable[[float], str | None],
+) -> tuple[list[Arch], np.ndarray, np.ndarray]:
+    """`column`'s mean per distinct arch, in file order, and the rows each; `check(value)` says
+    what is wrong with a value (None: nothing), and a DataError names the file, line and value."""
+    values: dict[Arch, list[float]] = {}
     for line, row in rows:
         arch = parse_arch(path, line, row[arch_column], space, arch_column)
-        acc = parse_number(path, line, acc_column, row[acc_column])
-        if not 0.0 <= acc <= 100.0:
-            raise DataError(
-                f"{path}:{line}: {acc_column}={row[acc_column]!r} outside [0, 100] "
-                "(accuracy in percent)"
-            )
-        sums.setdefault(arch, []).append(acc)
-    accs = np.array([np.mean(v) for v in sums.values()])
+        value = parse_number(path, line, column, row[column])
+        wrong = check(value)
+        if wrong:
+            raise DataError(f"{path}:{line}: {column}={row[column]!r} {wrong}")
+        values.setdefault(arch, []).append(value)
+    means = np.array([np.mean(v) for v in values.values()])
+    return list(values), means, np.array([len(v) for v in values.values()])
+
+
+def _accuracy_means(
+    path: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    space: SearchSpace,
+    arch_column: str,
+    acc_column: str,
+) -> tuple[list[Arch], np.ndarray, np.ndarray]:
+    """`_column_means` of accuracies in percent: each in [0, 100], and not all fractions."""
+    archs, accs, counts = _column_means(
+        path, rows, space, arch_column, acc_column,
+        lambda a: None if 0.0 <= a <= 100.0 else "outside [0, 100] (accuracy in percent)",
+    )  # fmt: skip
     if accs.max() <= 1.0 and ((accs > 0) & (accs < 1)).any():  # all 0 (or 1) stays ambiguous
         raise DataError(
             f"{path}:{rows[0][0]}: {acc_column}={rows[0][1][acc_column]!r}: every "
             "accuracy is in [0, 1]; expected percent in [0, 100] (multiply by 100)"
         )
-    counts = np.array([len(v) for v in sums.values()])
-    return list(sums), accs, counts
+    return archs, accs, counts
 
 
 # what fit.py fits: `acc`, `loss` (fitted as -loss, so higher is better), or `auto`: the loss when
@@ -69,7 +94,8 @@ TARGETS = ("auto", "acc", "loss")
 def read_target(
     path: str | Path, space: SearchSpace, target: str = "auto"
 ) -> tuple[str, list[Arch], np.ndarray, np.ndarray, np.ndarray | None]:
-    """The fit's target per distinct arch (duplicates averaged), in file order.
+    """The fit's target per distinct arch (duplicates averaged), in file order; the file is read
+    once.
 
     On the supernet lab's three CIFAR-10 supernets the held-out loss ranked their 304 archs at
     Kendall 0.545 +- 0.027 against the truth, the accuracy on the same images at 0.477 +- 0.083: the
@@ -87,32 +113,21 @@ def read_target(
     if target not in TARGETS:
         raise DataError(f"fit target={target!r}; expected one of {list(TARGETS)}")
     path = Path(path)
+    header, rows = read_csv_rows(path, ["arch"] if target == "auto" else ["arch", target])
     if target == "auto":
-        header, _ = read_csv_rows(path, ["arch"])
         target = "loss" if "loss" in header else "acc"
+        if target not in header:
+            raise DataError(f"{path}:1: missing column(s) ['acc'] (or 'loss'); header is {header}")
     if target == "acc":
-        archs, acc, counts = read_samples(path, space)
-        return "acc", archs, acc, counts, acc
-    header, rows = read_csv_rows(path, ["arch", "loss"])
-    with_acc = "acc" in header
-    losses: dict[Arch, list[float]] = {}
-    for line, row in rows:
-        arch = parse_arch(path, line, row["arch"], space, "arch")
-        loss = parse_number(path, line, "loss", row["loss"])
-        if loss < 0:
-            raise DataError(
-                f"{path}:{line}: loss={row['loss']!r} is negative; expected a mean "
-                "cross-entropy, >= 0"
-            )
-        losses.setdefault(arch, []).append(loss)
-    y = -np.array([np.mean(v) for v in losses.values()])
-    counts = np.array([len(v) for v in losses.values()])
-    acc = None
-    if with_acc:
-        archs, acc_by, _ = read_samples(path, space)
-        by_arch = dict(zip(archs, acc_by))
-        acc = np.array([by_arch[a] for a in losses])
-    return "loss", list(losses), y, counts, acc
+        archs, y, counts = _accuracy_means(path, rows, space, "arch", "acc")
+        return "acc", archs, y, counts, y
+    archs, loss, counts = _column_means(
+        path, rows, space, "arch", "loss",
+        lambda v: "is negative; expected a mean cross-entropy, >= 0" if v < 0 else None,
+    )  # fmt: skip
+    # the same rows in the same order: the archs line up with the loss's
+    acc = _accuracy_means(path, rows, space, "arch", "acc")[1] if "acc" in header else None
+    return "loss", archs, -loss, counts, acc
 
 
 def read_features(

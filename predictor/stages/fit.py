@@ -190,11 +190,9 @@ def write_lookup_table(
         extra["latency_ms"] = np.array(
             [inputs.latency.arch_ms(space, a) for a in space.all_archs()]
         )
-    accs = inputs.acc if inputs.acc is not None else [""] * len(inputs.archs)
-    measured = {
-        a: (m if m == "" else float(m), int(c))
-        for a, m, c in zip(inputs.archs, accs, inputs.counts)
-    }
+    # a loss-only file leaves the acc column blank; the counts are still the rows measured
+    accs = [""] * len(inputs.archs) if inputs.acc is None else inputs.acc.tolist()
+    measured = {a: (m, int(c)) for a, m, c in zip(inputs.archs, accs, inputs.counts)}
     rows = table_rows(space, final, inputs.costs, measured, extra)
     write_table(cfg.table, rows, list(extra))
     return rows
