@@ -128,6 +128,7 @@ def test_the_cpu_experiment_runs_the_supernet_labs_protocol(tmp_path):
         assert OmegaConf.select(run, key) == OmegaConf.select(lab, key), key
     assert run.evaluator.archs == "unique"  # the lab's arch set: one per class, classes uniform
     assert run.zeroshot.repeats == 3 and list(run.zeroshot.proxies) == ["wrcor", "meco"]
+    assert run.num_threads is None  # torch's default, one per core: not make run's one thread
 
 
 @pytest.mark.parametrize("proxy", options("proxies"))
