@@ -86,9 +86,36 @@ def test_min_eig_sum_of_known_correlations() -> None:
     assert abs(float(min_eig_sum([twins]))) < 1e-6
     assert abs(float(min_eig_sum([constant]))) < 1e-6  # its row and column are 0: eigenvalue 0
     assert abs(float(min_eig_sum([white, twins, white])) - 2.0) < 1e-6
+    assert abs(float(min_eig_sum([white, twins], [3, 2])) - 3.0) < 1e-6  # a map counted 3 times
     # no more positions than channels: rank-deficient once centred, skipped as exactly 0
     few = torch.randn(4, 4, generator=g, dtype=torch.float64)
     assert float(min_eig_sum([few])) == 0.0
     assert float(min_eig_sum([white, few])) == float(min_eig_sum([white]))
     c = few - few.mean(1, keepdim=True)
     assert abs(float(np.linalg.eigvalsh(np.corrcoef(c.numpy())).min())) < 1e-9  # as it should be
+
+
+def test_a_tensor_returned_by_several_modules_is_one_map_counted_each_time() -> None:
+    """A `Sequential` returns its last child's output, an `Identity` its input: the definition
+    counts every module call, so the map is decomposed once and counted as often as returned."""
+    from supernet.proxies.meco import FeatureMaps
+
+    net = build_scoring_net(SPACE, 10, 3, seed=0, device="cpu")
+    fm = FeatureMaps(net)
+    calls = []
+    handles = [
+        m.register_forward_hook(
+            lambda m, i, o: (
+                calls.append(o) if isinstance(o, torch.Tensor) and o.dim() == 4 else None
+            )
+        )
+        for m in net.modules()
+    ]
+    fm.start()
+    with torch.no_grad():
+        net(images(MECO_IMAGES), SPACE.parse(ARCHS[0]))
+    fm.active = False
+    for h in handles:
+        h.remove()
+    assert sum(fm.counts) == len(calls) > len(fm.maps)  # repeats exist and are all counted
+    assert len(fm.maps) == len({id(o) for o in calls})
