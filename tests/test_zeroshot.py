@@ -11,7 +11,7 @@ import torch
 from hydra.errors import MissingConfigException
 
 from supernet.space import NB201Space
-from supernet.stages.zeroshot import run
+from supernet.stages.zeroshot import report, run
 from tests.conftest import data_lines, kill_when, make_cfg
 
 SPACE = NB201Space(C=4, N=1)
@@ -34,7 +34,9 @@ def read(path: Path) -> list[dict[str, str]]:
 
 def zeroshot(tmp_path: Path, out: Path, *overrides: str) -> dict:
     cfg = make_cfg("zeroshot", tmp_path, [f"out={out}", "progress=false", *overrides])
-    return run(cfg)
+    result = run(cfg)
+    report(cfg, result)  # what the command logs at the end, for every kind of run (a merge too)
+    return result
 
 
 def test_scores_every_arch_with_vote(tmp_path: Path) -> None:

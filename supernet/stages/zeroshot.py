@@ -104,7 +104,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         names, vote_of = plan(cfg)
         if vote_of and total:
             write_vote(Path(cfg.out), names, vote_of)
-        return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total}
+        return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total, "merged": True}
     names, vote_of = plan(cfg)
     limit, repeats = check_settings(cfg)
     space = instantiate(cfg.space)
@@ -205,6 +205,9 @@ def listed_archs(cfg: DictConfig, space: SearchSpace, limit: int) -> list[Arch]:
 
 
 def report(cfg: DictConfig, r: dict[str, Any]) -> None:
+    if r.get("merged"):
+        log.info(f"{cfg.num_shards} shard files merged: {r['total']} archs in {r['out']}")
+        return
     # only the log-det proxies (WRCor, NASWOT) ridge anything
     ridged = f"; ridged log dets: {r['ridge']}" if r["ridge"] else ""
     log.info(
