@@ -112,6 +112,16 @@ class ChainSpace(SearchSpace):
     def choices(self) -> tuple[int, ...]:
         return self._choices
 
+    def sandwich_ends(self) -> tuple[Arch, Arch]:
+        """Every layer the widest, largest-kernel block; and the shallowest, narrowest network:
+        `skip` where a layer may skip, the smallest block where it may not (a stage's first)."""
+        big = self.ops.index(f"ir_k{max(KERNELS)}_e{max(EXPANSIONS)}")
+        small = self.ops.index(f"ir_k{min(KERNELS)}_e{min(EXPANSIONS)}")
+        return (
+            (big,) * len(self.chain),
+            tuple(small if ly.first else self.skip for ly in self.chain),
+        )
+
     def channels(self, width: int) -> int:
         return max(1, round(width * self.width_mult))
 

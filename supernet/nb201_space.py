@@ -39,6 +39,12 @@ class NB201Space(SearchSpace):
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
     )
 
+    def sandwich_ends(self) -> tuple[Arch, Arch]:
+        """Every edge `nor_conv_3x3` (the most parameters and FLOPs), and every edge
+        `skip_connect`: the cheapest cell whose output still depends on its input (an all-`none`
+        cell is cut off)."""
+        return (self.ops.index("nor_conv_3x3"),) * 6, (self.ops.index("skip_connect"),) * 6
+
     def __init__(self, C: int = 16, N: int = 5) -> None:
         if C < 1 or N < 1:
             raise ValueError(f"nb201: C={C} and N={N} must both be positive")

@@ -75,6 +75,32 @@ class FairSampler(Sampler):
         return self.sample_step()[0]
 
 
+class SandwichSampler(Sampler):
+    """The sandwich rule (BigNAS, Yu et al. 2020): each step trains the space's largest and
+    smallest arch (`SearchSpace.sandwich_ends`) and `paths - 2` uniform ones, gradients
+    accumulated, so the extremes every path lies between are trained in every step.
+
+    Args:
+        paths: archs per step, at least 3.
+
+    Raises:
+        ValueError: fewer than 3 paths, or a space without a largest and smallest arch.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, paths: int = 4) -> None:
+        super().__init__(space, seed)
+        if int(paths) < 3:
+            raise ValueError(
+                f"sampler.paths={paths}: the sandwich rule trains the largest, the smallest and "
+                "at least one random arch per step; expected at least 3"
+            )
+        self.paths_per_step = int(paths)
+        self.ends = list(space.sandwich_ends())
+
+    def sample_step(self) -> list[Arch]:
+        return self.ends + [self.sample() for _ in range(self.paths_per_step - 2)]
+
+
 class FixedSampler(Sampler):
     """Always the same arch: trains one subnet standalone (retraining a chosen architecture).
 

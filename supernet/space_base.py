@@ -154,6 +154,17 @@ class SearchSpace(ABC):
         rng = random.Random(seed)
         return [self.sample(rng) for _ in range(count)]
 
+    def sandwich_ends(self) -> tuple[Arch, Arch]:
+        """The largest and the smallest arch of the space, which the sandwich rule trains in every
+        step (`supernet.sampler.SandwichSampler`).
+
+        Raises:
+            ValueError: the space names no such pair.
+        """
+        raise ValueError(
+            f"space {self.name!r} names no largest and smallest arch for the sandwich rule"
+        )
+
     @property
     def choices(self) -> tuple[int, ...]:
         """How many ops each decision may take."""

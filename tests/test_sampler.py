@@ -2,13 +2,14 @@ from collections import Counter
 
 import pytest
 
-from supernet.sampler import FairSampler, IsomorphismSampler, UniformSampler
+from supernet.chain_space import ChainSpace
+from supernet.sampler import FairSampler, IsomorphismSampler, SandwichSampler, UniformSampler
 from supernet.space import NB201Space
 
 SPACE = NB201Space()
 
 
-@pytest.mark.parametrize("cls", [UniformSampler, IsomorphismSampler, FairSampler])
+@pytest.mark.parametrize("cls", [UniformSampler, IsomorphismSampler, FairSampler, SandwichSampler])
 def test_seeded_and_resumable(cls):
     a, b = cls(SPACE, seed=3), cls(SPACE, seed=3)
     assert [a.sample_step() for _ in range(5)] == [b.sample_step() for _ in range(5)]
@@ -46,3 +47,24 @@ def test_isomorphism_sampler_is_uniform_over_classes():
     assert len(big) > 100
     assert keys[SPACE.iso_key(big[0])] < 15
     assert len(keys) > 5000
+
+
+def test_sandwich_step_is_the_largest_the_smallest_and_random_archs():
+    s = SandwichSampler(SPACE, seed=0, paths=4)
+    big, small = (
+        SPACE.parse(a)
+        for a in (
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+            "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+        )
+    )
+    steps = [s.sample_step() for _ in range(50)]
+    assert all(len(step) == s.paths_per_step == 4 and step[:2] == [big, small] for step in steps)
+    assert len({arch for step in steps for arch in step[2:]}) > 90  # the rest drawn at random
+    assert SPACE.cost(big).params_M == max(SPACE.cost(a).params_M for a in SPACE.all_archs())
+    chain = ChainSpace()
+    large, least = SandwichSampler(chain, seed=0, paths=3).ends
+    assert chain.cost(large).flops_M > chain.cost(least).flops_M
+    assert all(chain.check(a) == a for a in (large, least))
+    with pytest.raises(ValueError, match="sampler.paths=2"):
+        SandwichSampler(SPACE, paths=2)
