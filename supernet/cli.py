@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from supernet.noise import silence_known_noise
@@ -69,13 +70,20 @@ def run_stage(stage: ModuleType, cfg: DictConfig) -> float | None:
     """`stage.run(cfg)` then `stage.report`; returns the value for a sweeper (`sweeper_value`).
 
     Raises:
-        SystemExit: code 2 on bad input (`DataError`, a missing file), the message on stderr.
+        SystemExit: code 2 on bad input (`DataError`, a missing file), the message on stderr; also
+            when Hydra's `instantiate` raised it from a config object's constructor (a sampler's
+            settings, its input file).
     """
     try:
         result = stage.run(cfg)
         value = optimized_value(cfg.get("optimized_metric"), result)
     except (DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, (DataError, FileNotFoundError)):
+            raise
+        print(f"error: {err.__cause__}", file=sys.stderr)
         sys.exit(2)
     stage.report(cfg, result)
     return sweeper_value(cfg.get("optimized_metric"), value)

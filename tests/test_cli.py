@@ -144,3 +144,29 @@ def test_command_takes_a_stage_module_or_its_path() -> None:
     assert cli.load_stage(stage) is stage
     assert cli.load_stage("supernet.stages.export") is stage
     assert cli.command("export", stage).stage is stage
+
+
+def test_bad_input_raised_inside_instantiate_exits_2(capsys) -> None:
+    """Hydra wraps what a config object's constructor raises (a sampler's settings, its missing
+    file): bad input is still exit 2 with the message, anything else still a traceback."""
+    from types import SimpleNamespace
+
+    from hydra.errors import InstantiationException
+    from omegaconf import OmegaConf
+
+    from supernet.cli import run_stage
+    from supernet.utils import DataError
+
+    def stage_raising(cause: Exception) -> SimpleNamespace:
+        def run(cfg):
+            raise InstantiationException("Error in call to target 'X'") from cause
+
+        return SimpleNamespace(run=run, report=lambda cfg, r: None)
+
+    cfg = OmegaConf.create({})
+    for cause in (DataError("sampler.mix=1 must lie in [0, 1)"), FileNotFoundError("zs.csv")):
+        with pytest.raises(SystemExit) as exit_:
+            run_stage(stage_raising(cause), cfg)
+        assert exit_.value.code == 2 and str(cause) in capsys.readouterr().err
+    with pytest.raises(InstantiationException):
+        run_stage(stage_raising(RuntimeError("a bug")), cfg)

@@ -43,6 +43,12 @@ def test_samplers_and_supernet_instantiate(sampler, tmp_path):
     name = "retrain" if sampler == "fixed" else "train"
     if name == "retrain":
         over.append("arch='|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|'")
+    if sampler == "prior":  # it follows a zero-shot file
+        scores = tmp_path / "zs.csv"
+        scores.write_text(
+            "arch,meco\n|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|,1.5\n"
+        )
+        over.append(f"sampler.scores={scores}")
     cfg = make_cfg(name, tmp_path, over)
     module = instantiate(cfg.supernet)
     x = torch.zeros(2, *cfg.data.input_shape)

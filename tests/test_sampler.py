@@ -3,7 +3,13 @@ from collections import Counter
 import pytest
 
 from supernet.chain_space import ChainSpace
-from supernet.sampler import FairSampler, IsomorphismSampler, SandwichSampler, UniformSampler
+from supernet.sampler import (
+    FairSampler,
+    IsomorphismSampler,
+    PriorSampler,
+    SandwichSampler,
+    UniformSampler,
+)
 from supernet.space import NB201Space
 
 SPACE = NB201Space()
@@ -68,3 +74,49 @@ def test_sandwich_step_is_the_largest_the_smallest_and_random_archs():
     assert all(chain.check(a) == a for a in (large, least))
     with pytest.raises(ValueError, match="sampler.paths=2"):
         SandwichSampler(SPACE, paths=2)
+
+
+def prior_file(path, n=400, seed=0):
+    """A zero-shot file of n distinct archs whose score is the number of 3x3 convs (+ noise)."""
+    import random
+
+    rng, rows, seen = random.Random(seed), ["arch,meco,wrcor"], set()
+    while len(rows) <= n:
+        a = SPACE.sample(rng)
+        if a not in seen:
+            seen.add(a)
+            rows.append(f"{SPACE.to_str(a)},{a.count(3) + rng.random()},{-a.count(3)}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_prior_sampler_follows_the_file_and_resumes(tmp_path):
+    scores = prior_file(tmp_path / "zs.csv")
+    a, b = (PriorSampler(SPACE, seed=3, scores=str(scores)) for _ in range(2))
+    assert [a.sample() for _ in range(20)] == [b.sample() for _ in range(20)]
+    state = a.state_dict()
+    ahead = [a.sample() for _ in range(20)]
+    c = PriorSampler(SPACE, seed=9, scores=str(scores))
+    c.load_state_dict(state)
+    assert [c.sample() for _ in range(20)] == ahead
+    # the 3x3-rich archs the column favours are drawn more often than uniform sampling draws them
+    convs = lambda s, k: sum(s.sample().count(3) for _ in range(k)) / k  # noqa: E731
+    uniform = convs(UniformSampler(SPACE, seed=0), 4000)  # 6 edges x 1/5 = 1.2
+    assert convs(PriorSampler(SPACE, seed=0, scores=str(scores)), 4000) > uniform + 0.4
+    against = PriorSampler(SPACE, seed=0, scores=str(scores), column="wrcor")
+    assert convs(against, 4000) < uniform - 0.2  # the column decides the direction
+    only_file = PriorSampler(SPACE, seed=0, scores=str(scores), mix=0.0)
+    listed = set(only_file.archs)
+    assert all(only_file.sample() in listed for _ in range(200))
+
+
+def test_prior_sampler_bad_settings_name_the_value(tmp_path):
+    scores = prior_file(tmp_path / "zs.csv", n=5)
+    with pytest.raises(ValueError, match="sampler.scores"):
+        PriorSampler(SPACE)
+    with pytest.raises(ValueError, match="sampler.temperature=0"):
+        PriorSampler(SPACE, scores=str(scores), temperature=0)
+    with pytest.raises(ValueError, match="sampler.mix=1"):
+        PriorSampler(SPACE, scores=str(scores), mix=1)
+    with pytest.raises(ValueError, match="naswot"):
+        PriorSampler(SPACE, scores=str(scores), column="naswot")
