@@ -43,7 +43,8 @@ class NB201Space(SearchSpace):
         """Every edge `nor_conv_3x3` (the most parameters and FLOPs), and every edge
         `skip_connect`: the cheapest cell whose output still depends on its input (an all-`none`
         cell is cut off)."""
-        return (self.ops.index("nor_conv_3x3"),) * 6, (self.ops.index("skip_connect"),) * 6
+        n = self.num_decisions
+        return (self.ops.index("nor_conv_3x3"),) * n, (self.ops.index("skip_connect"),) * n
 
     def __init__(self, C: int = 16, N: int = 5) -> None:
         if C < 1 or N < 1:
