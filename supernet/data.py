@@ -8,7 +8,7 @@ import pickle
 import tarfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +75,8 @@ def load_cifar10(root: str | Path, download: bool = False) -> Arrays:
         return _read_cifar10_batches(batches)
     raise FileNotFoundError(
         f"CIFAR-10 not found: looked for {npz[0]} and {npz[1]} (x uint8 NHWC, y), and for {batches}/ "
-        f"(torchvision's layout). Decode the shared container with "
-        f"`python ../shared/tools/cifar10_from_jpeg.py {root}`, or pass data.download=true."
+        f"(torchvision's layout). Write the npz files there, or pass data.download=true to fetch "
+        f"torchvision's layout from {CIFAR10_URL} (163 MB)."
     )
 
 
@@ -132,6 +132,18 @@ def _download_cifar10(root: Path) -> None:
     with tarfile.open(tmp) as tar:
         tar.extractall(root, filter="data")
     tmp.unlink()
+
+
+def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images `(N, C, H, W)` area-averaged to `(N, C, size, size)`, rounded back to uint8;
+    in chunks, so a whole dataset is never held as floats at once."""
+    out = [
+        torch.nn.functional.adaptive_avg_pool2d(x[i : i + 4096].float(), size)
+        .round()
+        .to(torch.uint8)
+        for i in range(0, len(x), 4096)
+    ]
+    return torch.cat(out) if out else x.new_zeros((0, x.shape[1], size, size))
 
 
 def load_arrays(name: str, root: str | None = None, download: bool = False) -> Arrays:
@@ -267,6 +279,9 @@ class NASDataModule(pl.LightningDataModule):
         val_images: held-out images used by the per-epoch validation of reference archs (0: all).
         pad, flip: training augmentation.
         limit_train: keep only this many training images (0: all); for tiny tests.
+        resolution: area-average every image to `resolution x resolution` pixels once, after
+            loading (0: as stored). A proxy task: cheaper steps for the supernet and its
+            evaluation; the costs the other stages report stay those of `input_shape`.
         seed: split and shuffle seed.
         device: where the data live: `auto` (the trainer's device, else CPU), `cpu`, `cuda`.
     """
@@ -285,6 +300,7 @@ class NASDataModule(pl.LightningDataModule):
         pad: int = 0,
         flip: bool = False,
         limit_train: int = 0,
+        resolution: int = 0,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
@@ -298,6 +314,7 @@ class NASDataModule(pl.LightningDataModule):
         val_images = check_count("data.val_images", val_images, 0, "0: the whole held-out split")
         limit_train = check_count("data.limit_train", limit_train, 0, "0: every training image")
         pad = check_count("data.pad", pad, 0)
+        self.resolution = check_count("data.resolution", resolution, 0, "0: as stored")
         self.name, self.root, self.download = name, root, download
         self.expected = {
             "num_classes": num_classes,
@@ -329,6 +346,9 @@ class NASDataModule(pl.LightningDataModule):
                     raise ValueError(
                         f"data {self.name}: config says {key}={want}, the data have {found[key]}"
                     )
+            r = self.resolution
+            if r and a.input_shape[1:] != (r, r):
+                a = replace(a, x_train=downsample(a.x_train, r), x_test=downsample(a.x_test, r))
             self.arrays = a
         return self.arrays
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.data import NASDataModule, load_cifar10, load_digits
+from supernet.data import NASDataModule, downsample, load_cifar10, load_digits
+from supernet.utils import DataError
 
 
 def test_digits_is_real_and_split():
@@ -39,6 +40,23 @@ def test_loader_epochs_are_reproducible_and_differ():
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[0], other[0])
     assert first[0].shape == (50, 1, 8, 8) and len(first) == len(loader)
+
+
+def test_resolution_area_averages_every_split():
+    x = torch.arange(2 * 16, dtype=torch.uint8).view(2, 1, 4, 4) * 7
+    small = downsample(x, 2)
+    assert small.dtype == torch.uint8 and small.shape == (2, 1, 2, 2)
+    assert small[0, 0, 0, 0] == round((0 + 1 + 4 + 5) * 7 / 4)  # the top-left 2x2 block's mean
+    dm = NASDataModule("digits", input_shape=(1, 8, 8), resolution=4, batch_size=2000, seed=0)
+    dm.setup()
+    assert dm.input_shape == (1, 4, 4)
+    assert {tuple(x.shape[1:]) for x, _ in dm.splits.values()} == {(1, 4, 4)}
+    full = NASDataModule("digits", seed=0)
+    full.setup()
+    want = downsample(full.splits["heldout"][0][:3], 4)
+    assert torch.equal(dm.splits["heldout"][0][:3], want)  # the same split, smaller
+    with pytest.raises(DataError, match=r"data.resolution=-1: expected an integer >= 0"):
+        NASDataModule("digits", resolution=-1)
 
 
 def test_crop_shifts_pixels():
@@ -83,7 +101,7 @@ def test_missing_cifar_says_where_and_how(tmp_path):
         load_cifar10(tmp_path / "nowhere")
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "train.npz") in msg and "cifar-10-batches-py" in msg
-    assert "cifar10_from_jpeg.py" in msg and "data.download=true" in msg
+    assert "data.download=true" in msg and "shared" not in msg
 
 
 def test_config_mismatch_is_named():
