@@ -134,16 +134,16 @@ def _download_cifar10(root: Path) -> None:
     tmp.unlink()
 
 
-def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 images `(N, C, H, W)` area-averaged to `(N, C, size, size)`, rounded back to uint8;
-    in chunks, so a whole dataset is never held as floats at once."""
+def downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 images `(N, C, H, W)` area-averaged to `(N, C, *size)`, rounded back to uint8; in
+    chunks, so a whole dataset is never held as floats at once."""
     out = [
         torch.nn.functional.adaptive_avg_pool2d(x[i : i + 4096].float(), size)
         .round()
         .to(torch.uint8)
         for i in range(0, len(x), 4096)
     ]
-    return torch.cat(out) if out else x.new_zeros((0, x.shape[1], size, size))
+    return torch.cat(out) if out else x.new_zeros((0, x.shape[1], *size))
 
 
 def load_arrays(name: str, root: str | None = None, download: bool = False) -> Arrays:
@@ -279,9 +279,10 @@ class NASDataModule(pl.LightningDataModule):
         val_images: held-out images used by the per-epoch validation of reference archs (0: all).
         pad, flip: training augmentation.
         limit_train: keep only this many training images (0: all); for tiny tests.
-        resolution: area-average every image to `resolution x resolution` pixels once, after
-            loading (0: as stored). A proxy task: cheaper steps for the supernet and its
-            evaluation; the costs the other stages report stay those of `input_shape`.
+        resolution: images larger than `resolution` pixels a side are area-averaged down to it
+            once, after loading (0: as stored). A proxy task: cheaper steps for the supernet and
+            its evaluation. The zero-shot stage ignores it (its proxies score the stored images),
+            and the costs the stages report stay those of `input_shape`.
         seed: split and shuffle seed.
         device: where the data live: `auto` (the trainer's device, else CPU), `cpu`, `cuda`.
     """
@@ -346,9 +347,12 @@ class NASDataModule(pl.LightningDataModule):
                     raise ValueError(
                         f"data {self.name}: config says {key}={want}, the data have {found[key]}"
                     )
-            r = self.resolution
-            if r and a.input_shape[1:] != (r, r):
-                a = replace(a, x_train=downsample(a.x_train, r), x_test=downsample(a.x_test, r))
+            r, (_, h, w) = self.resolution, a.input_shape
+            if r and max(h, w) > r:  # a cap: smaller images (digits' 8x8) stay as they are
+                size = (min(h, r), min(w, r))
+                a = replace(
+                    a, x_train=downsample(a.x_train, size), x_test=downsample(a.x_test, size)
+                )
             self.arrays = a
         return self.arrays
 

@@ -44,7 +44,7 @@ def test_loader_epochs_are_reproducible_and_differ():
 
 def test_resolution_area_averages_every_split():
     x = torch.arange(2 * 16, dtype=torch.uint8).view(2, 1, 4, 4) * 7
-    small = downsample(x, 2)
+    small = downsample(x, (2, 2))
     assert small.dtype == torch.uint8 and small.shape == (2, 1, 2, 2)
     assert small[0, 0, 0, 0] == round((0 + 1 + 4 + 5) * 7 / 4)  # the top-left 2x2 block's mean
     dm = NASDataModule("digits", input_shape=(1, 8, 8), resolution=4, batch_size=2000, seed=0)
@@ -53,8 +53,11 @@ def test_resolution_area_averages_every_split():
     assert {tuple(x.shape[1:]) for x, _ in dm.splits.values()} == {(1, 4, 4)}
     full = NASDataModule("digits", seed=0)
     full.setup()
-    want = downsample(full.splits["heldout"][0][:3], 4)
+    want = downsample(full.splits["heldout"][0][:3], (4, 4))
     assert torch.equal(dm.splits["heldout"][0][:3], want)  # the same split, smaller
+    capped = NASDataModule("digits", resolution=16, seed=0)  # a cap: 8x8 images stay 8x8
+    capped.setup()
+    assert torch.equal(capped.splits["heldout"][0], full.splits["heldout"][0])
     with pytest.raises(DataError, match=r"data.resolution=-1: expected an integer >= 0"):
         NASDataModule("digits", resolution=-1)
 

@@ -101,6 +101,20 @@ def test_repeats_average_the_seeds_scores_and_never_mix_with_one_seed(tmp_path: 
         zeroshot(tmp_path, tmp_path / "z.csv", f"archs={archs}", "zeroshot.repeats=0")
 
 
+def test_proxies_score_the_stored_images_whatever_data_resolution_says(tmp_path: Path) -> None:
+    """data.resolution is the supernet's proxy task; a zero-shot score keeps its definition."""
+    archs = arch_csv(tmp_path / "archs.csv", 3, seed=3)
+    for name, res in (("full", "0"), ("small", "4")):
+        zeroshot(
+            tmp_path,
+            tmp_path / f"{name}.csv",
+            f"archs={archs}",
+            "proxies=[meco]",
+            f"data.resolution={res}",
+        )
+    assert read(tmp_path / "full.csv") == read(tmp_path / "small.csv")
+
+
 def test_a_bf16_column_only_where_a_proxy_ran_under_bf16(tmp_path: Path) -> None:
     archs = arch_csv(tmp_path / "archs.csv", 3)
     for proxies, column in (("[wrcor,meco]", True), ("[meco,params]", False)):
