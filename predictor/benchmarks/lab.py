@@ -8,7 +8,7 @@ an ablation table is one command with one lever changed (`supernet.net.share_con
 `sampler=fair`, `supernet.optimizer.lr=0.1`, `trainer.max_epochs=20`, `evaluator.calib_batches=8`,
 ...); an evaluation lever (`evaluator.bf16=true`, `evaluator.bn=batch`) can reuse an earlier
 run's supernets with `lab.trained=<its output folder>`. Per seed it trains a supernet (the train
-stage, with the protocol's budget: C=8, N=1, 40 bf16 epochs on CIFAR-10's training half by
+stage, with the protocol's budget: C=8, N=1, 90 bf16 epochs on CIFAR-10's training half at 16x16 by
 default), then evaluates with inherited weights one fixed set of archs: `lab.num_archs` drawn
 uniformly over the isomorphism classes with `lab.arch_seed` (the same for every seed and every lever, so rows are paired) plus the space's
 reference archs. It scores the supernet's accuracies of those archs against the truth, and its
