@@ -281,7 +281,8 @@ class NASDataModule(pl.LightningDataModule):
         limit_train: keep only this many training images (0: all); for tiny tests.
         resolution: images larger than `resolution` pixels a side are area-averaged down to it
             once, after loading (0: as stored). A proxy task: cheaper steps for the supernet and
-            its evaluation. The zero-shot stage ignores it: its proxies score the stored images
+            its evaluation. The zero-shot and retrain stages ignore it: retraining measures the
+            real task, and the zero-shot proxies score the stored images
             (at 16x16 MeCo ranked 600 random NB201 classes at Kendall 0.657 against 0.685 at
             32x32; BENCHMARKS.md). The costs the stages report stay those of `input_shape`.
         seed: split and shuffle seed.

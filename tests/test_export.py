@@ -305,9 +305,10 @@ def test_retrain_trains_the_standalone_network_of_the_file(tmp_path, with_space)
     arch = "ir_k3_e3|skip|ir_k3_e3|ir_k3_e3" if with_space else DEAD_END
     space = CHAIN if with_space else NB201
     best = write_best_arch(tmp_path / "best_arch.json", space, arch, with_space)
-    cfg = make_cfg("retrain", tmp_path / "r", [f"arch={best}"])
+    cfg = make_cfg("retrain", tmp_path / "r", [f"arch={best}", "data.resolution=4"])
     out = retrain.run(cfg, overrides=[])
     assert out["summary"]["arch"] == arch and 0.0 <= out["summary"]["test_acc"] <= 100.0
+    assert out["summary"]["config"]["data"]["resolution"] == 0  # the real task, not the proxy
     spec = json.loads((tmp_path / "r" / "model.json").read_text())
     assert spec["space"] == space.name and spec["space_config"] == space.config()
     net = build_network(**spec)

@@ -59,6 +59,8 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, An
         overrides: the command line, to tell an explicit `space=` (default: Hydra's).
     """
     set_arch(cfg, command_line() if overrides is None else overrides)
+    with open_dict(cfg):  # the real task's images: data.resolution is the supernet's proxy task
+        cfg.data.resolution = 0
     if cfg.get("init_weights"):  # built once up front: a bad file stops (exit 2) before training
         try:
             hydra.utils.instantiate(cfg.net)
