@@ -3,8 +3,13 @@ import math
 import statistics
 
 import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
 
-from predictor.benchmarks.speed import run
+from predictor.benchmarks.speed import baseline_net, run
+from supernet.model import SuperNet
+from supernet.ops import AvgPool3x3
 from tests.conftest import make_cfg
 
 
@@ -95,3 +100,25 @@ def test_compile_ops_compiles_each_cell_op_once_and_keeps_the_outputs():
     assert sum(isinstance(m, SharedConvs) for m in net.modules()) == 18
     with torch.no_grad():
         assert torch.allclose(net(x, arch), before, atol=1e-6)
+
+
+def test_eager_baseline_pools_with_torch_and_computes_the_same_net(tmp_path):
+    """The baselines are a plain implementation: torch's `nn.AvgPool2d` in every pooling edge
+    (`bench.baseline_pool=torch`, the default); with the same weights the project's net gives the
+    same logits, so the timed comparison is of the same function."""
+    cfg = make_cfg("benchmark_speed", tmp_path, ["device=cpu"])
+    space = instantiate(cfg.space)
+    torch.manual_seed(0)
+    plain = baseline_net(cfg, space, torch.device("cpu")).eval()
+    assert not any(isinstance(m, AvgPool3x3) for m in plain.modules())
+    assert any(isinstance(m, nn.AvgPool2d) for m in plain.modules())
+    ours = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).eval()
+    ours.load_state_dict(plain.state_dict())
+    pool = space.ops.index("avg_pool_3x3")
+    arch = (pool,) * space.num_decisions
+    x = torch.randn(4, *cfg.bench.image_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x, arch), ours(x, arch), atol=1e-5, rtol=1e-5)
+    cfg.bench.baseline_pool = "numpy"
+    with pytest.raises(ValueError, match="baseline_pool='numpy'; expected torch or project"):
+        baseline_net(cfg, space, torch.device("cpu"))

@@ -42,6 +42,7 @@ from supernet.module import SupernetModule
 from supernet.ops import AvgPool3x3, ConvSlice
 from supernet.proxies import ProxyContext, build_scoring_net, get_proxy, score_archs
 from supernet.sampler import UniformSampler
+from supernet.utils import resolve_bf16
 
 
 def seconds(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
@@ -84,6 +85,28 @@ def compile_ops(net: nn.Module, backend: str = "inductor") -> int:
     return len(ops)
 
 
+def torch_pooling(net: nn.Module) -> nn.Module:
+    """Swaps every `AvgPool3x3` of `net` for torch's `nn.AvgPool2d(3, 1, 1,
+    count_include_pad=False)`, the op a plain NB201 implementation uses: the same values, 1.4-17x
+    slower forward + backward on the CPUs measured (BENCHMARKS.md)."""
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, AvgPool3x3):
+                setattr(module, name, nn.AvgPool2d(3, 1, 1, count_include_pad=False))
+    return net
+
+
+def baseline_net(cfg: DictConfig, space: Any, device: torch.device) -> SuperNet:
+    """A fresh supernet for an eager baseline: with torch's pooling when `bench.baseline_pool` is
+    `torch` (the plain implementation the project is measured against), the project's otherwise."""
+    if cfg.bench.baseline_pool not in ("torch", "project"):
+        raise ValueError(
+            f"bench.baseline_pool={cfg.bench.baseline_pool!r}; expected torch or project"
+        )
+    net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0])
+    return (torch_pooling(net) if cfg.bench.baseline_pool == "torch" else net).to(device)
+
+
 def train_loop(
     cfg: DictConfig,
     space: Any,
@@ -94,13 +117,18 @@ def train_loop(
     bf16: bool = False,
     channels_last: bool = False,
     compile: bool = False,
+    baseline: bool = False,
 ) -> Callable[[], None]:
     """`steps` plain eager SGD steps (one random arch each) of a fresh supernet: fp32 NCHW unless
     asked for bf16 autocast (what the trainer's bf16-mixed does), channels_last weights and
-    batches (what `SupernetModule(channels_last=True)` does) or compiled cell ops (`compile_ops`)."""
+    batches (what `SupernetModule(channels_last=True)` does) or compiled cell ops (`compile_ops`);
+    `baseline`: the net of `baseline_net`."""
     x_all, y_all = dm.splits["train"]
     torch.manual_seed(0)
-    net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device)
+    if baseline:
+        net = baseline_net(cfg, space, device)
+    else:
+        net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device)
     if compile:
         compile_ops(net)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -128,7 +156,9 @@ def baseline_train_s(
     cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
 ) -> float:
     """Median seconds of `train_steps` plain eager fp32 SGD steps (one random arch each)."""
-    loop = train_loop(cfg, space, dm, device, cfg.bench.train_steps, cfg.bench.batch_size)
+    loop = train_loop(
+        cfg, space, dm, device, cfg.bench.train_steps, cfg.bench.batch_size, baseline=True
+    )
     return seconds(loop, device, cfg.bench.repeats)
 
 
@@ -188,12 +218,14 @@ def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
         "batch_size": cfg.bench.batch_size,
         "ours_precision": str(cfg.trainer.precision),
         "ours_channels_last": cfg.bench.channels_last,
+        "baseline_pool": cfg.bench.baseline_pool,
     }
 
 
 def bench_eval(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
-    """ms per subnet on `eval_images` held-out images: eager fp32 baseline vs SubnetEvaluator."""
-    net = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device).eval()
+    """ms per subnet on `eval_images` held-out images: eager fp32 baseline vs SubnetEvaluator (bf16
+    as `bench.bf16` says, `auto` as the evaluator's default), same weights."""
+    net = baseline_net(cfg, space, device).eval()
     archs = archs_for(space, cfg.bench.eval_subnets, 1)
     heldout = dm.loader("heldout", limit=cfg.bench.eval_images)
     heldout.batch_size = cfg.bench.eval_batch_size
@@ -205,11 +237,12 @@ def bench_eval(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.dev
                 (net(x, arch).argmax(1) == y).sum().item()
 
     base_s = seconds(baseline, device, cfg.bench.repeats)
+    ours = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device).eval()
+    ours.load_state_dict(net.state_dict())  # pooling has no state: the same weights
     if cfg.bench.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    evaluator = SubnetEvaluator(
-        net, heldout, "batch", bf16=cfg.bench.bf16 and device.type == "cuda"
-    )
+        ours = ours.to(memory_format=torch.channels_last)
+    bf16 = resolve_bf16("bench.bf16", cfg.bench.bf16, device)
+    evaluator = SubnetEvaluator(ours, heldout, "batch", bf16=bf16)
     ours_s = seconds(lambda: [evaluator.evaluate(a) for a in archs], device, cfg.bench.repeats)
     n = len(archs)
     return {
@@ -218,11 +251,14 @@ def bench_eval(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.dev
         "speedup": base_s / ours_s,
         "images": min(cfg.bench.eval_images, len(dm.splits["heldout"][1])),
         "subnets": n,
+        "ours_bf16": bf16,
+        "baseline_pool": cfg.bench.baseline_pool,
     }
 
 
 def bench_wrcor(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> dict:
-    """ms per arch: a freshly built network per arch (baseline) vs one scoring net for all."""
+    """ms per arch: a freshly built network per arch in fp32 (baseline) vs one scoring net for all,
+    under bf16 as `bench.bf16` says (`auto`: the zero-shot stage's default)."""
     archs = archs_for(space, cfg.bench.wrcor_archs, 2)
     x, y = dm.loader("train").__iter__().__next__()
     x, y = x[:64], y[:64]
@@ -238,8 +274,10 @@ def bench_wrcor(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
 
     base_s = seconds(baseline, device, cfg.bench.repeats)
     net = build_scoring_net(space, cfg.bench.num_classes, cfg.bench.image_shape[0], 0, device)
+    bf16 = resolve_bf16("bench.bf16", cfg.bench.bf16, device)
+    ours_ctx = ProxyContext(space, ctx.input_shape, ctx.num_classes, bf16=bf16)
     ours_s = seconds(
-        lambda: list(score_archs(net, archs, x, y, ["wrcor"], ctx)), device, cfg.bench.repeats
+        lambda: list(score_archs(net, archs, x, y, ["wrcor"], ours_ctx)), device, cfg.bench.repeats
     )
     n = len(archs)
     return {
@@ -247,6 +285,7 @@ def bench_wrcor(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
         "ours_ms_per_arch": 1e3 * ours_s / n,
         "speedup": base_s / ours_s,
         "archs": n,
+        "ours_bf16": bf16,
     }
 
 
