@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -19,6 +19,9 @@ from supernet.model import SuperNet, layout_options
 from supernet.sampler import Sampler
 from supernet.space import Arch, get_space
 from supernet.utils import DataError, atomic_write, load_checkpoint_file
+
+if TYPE_CHECKING:
+    from supernet.distill import RankDistillation
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -203,6 +206,8 @@ class SupernetModule(pl.LightningModule):
         channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs).
         arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
             one). Either way every rank's sampler draws the same numbers, so resume stays exact.
+        distill: a `supernet.distill.RankDistillation` (each step trains `distill.paths` paths,
+            and their losses are asked to keep a zero-shot order), or None.
     """
 
     def __init__(
@@ -216,8 +221,10 @@ class SupernetModule(pl.LightningModule):
         max_bad_steps: int = 10,
         arch_per_rank: bool = False,
         channels_last: bool = False,
+        distill: RankDistillation | None = None,
     ) -> None:
         super().__init__()
+        self.distill = distill
         self.automatic_optimization = False
         self.net, self.sampler = net, sampler
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
@@ -243,6 +250,7 @@ class SupernetModule(pl.LightningModule):
                     "max_bad_steps": max_bad_steps,
                     "arch_per_rank": arch_per_rank,
                     "channels_last": channels_last,
+                    "distill": None if distill is None else distill.describe(),
                 }
             )
         )
@@ -276,12 +284,15 @@ class SupernetModule(pl.LightningModule):
         opt = self.optimizers()
         opt.zero_grad(set_to_none=True)
         archs = self._step_archs()
-        total = torch.zeros((), device=x.device)
-        for arch in archs:
-            loss = F.cross_entropy(self.net(x, arch), y)
-            self.manual_backward(loss / len(archs))
-            total = total + loss.detach()
-        total = total / len(archs)
+        if self.distill is not None:
+            total = self._distilled_backward(x, y, archs)
+        else:
+            total = torch.zeros((), device=x.device)
+            for arch in archs:
+                loss = F.cross_entropy(self.net(x, arch), y)
+                self.manual_backward(loss / len(archs))
+                total = total + loss.detach()
+            total = total / len(archs)
         if not math.isfinite(total.item()):
             self.bad_steps += 1
             self.log("train/bad_steps", float(self.bad_steps))
@@ -300,11 +311,26 @@ class SupernetModule(pl.LightningModule):
         opt.step()
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
 
+    def _distilled_backward(
+        self, x: torch.Tensor, y: torch.Tensor, archs: list[Arch]
+    ) -> torch.Tensor:
+        """The paths' mean cross-entropy plus the weighted ranking loss, one backward; returns the
+        mean cross-entropy (what `train/loss` logs)."""
+        losses = torch.stack([F.cross_entropy(self.net(x, arch), y) for arch in archs])
+        rank = self.distill.loss(archs, losses)
+        self.manual_backward(losses.mean() + self.distill.weight * rank)
+        self.log("train/rank_loss", rank.detach(), on_step=False, on_epoch=True, sync_dist=True)
+        return losses.detach().mean()
+
     def _step_archs(self) -> list[Arch]:
         world = self.trainer.world_size if self._trainer is not None else 1
         if not self.arch_per_rank or world == 1:
-            return self.sampler.sample_step()
-        return [self.sampler.sample_step() for _ in range(world)][self.trainer.global_rank]
+            archs = self.sampler.sample_step()
+        else:
+            archs = [self.sampler.sample_step() for _ in range(world)][self.trainer.global_rank]
+        if self.distill is not None:  # topped up from the sampler's own draws: resume stays exact
+            archs = archs + [self.sampler.sample() for _ in range(self.distill.paths - len(archs))]
+        return archs
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Step at the epoch's last batch, before validation saves the checkpoint, so that a resumed
