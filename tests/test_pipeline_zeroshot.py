@@ -99,3 +99,22 @@ def test_bad_zero_shot_settings_stop_the_run_before_training(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
     with pytest.raises(DataError, match="unknown stage"):
         plan(make_cfg("run", tmp_path, ["stages=[train,tune]"]))
+
+
+def test_a_prior_sampler_trains_on_the_zero_shot_stage_s_own_file(tmp_path):
+    # sampler=prior without sampler.scores: the zero-shot stage must run before training, and its
+    # file is what the sampler reads
+    with pytest.raises(DataError, match="stages=\\[zeroshot,train,evaluate,fit,query\\]"):
+        plan(make_cfg("run", tmp_path, ["sampler=prior"]))
+    assert not any(tmp_path.iterdir())
+    cfg = make_cfg(
+        "run",
+        tmp_path,
+        [*FAST_FIT, "sampler=prior", "stages=[zeroshot,train,evaluate,fit,query]"],
+    )
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        results = run(cfg)
+    trained = json.loads((tmp_path / "train_run.json").read_text())
+    assert trained["config"]["sampler"]["scores"] == results["zeroshot"]["out"]
+    assert trained["config"]["sampler"]["_target_"] == "supernet.sampler.PriorSampler"
+    assert list(results["stage_s"]) == ["zeroshot", "train", "evaluate", "fit", "query"]

@@ -88,8 +88,8 @@ def stage_config(
             base[stage][key] = node[key]
         base.paths.output_dir = cfg.paths.output_dir
         base.paths.root_dir = cfg.paths.root_dir
-        for key, value in chain.items():
-            base[key] = value
+        for key, value in chain.items():  # dotted keys reach into a node: sampler.scores
+            OmegaConf.update(base, key, value, force_add=True)
         section = {k: v for k, v in node.items() if v is not None and k not in group}
         merged = OmegaConf.merge(base, section)
     return merged
@@ -115,7 +115,23 @@ def plan(cfg: DictConfig) -> tuple[list[str], bool]:
         log.info(f"space {space.name} is too large to score every arch: skipping `zeroshot`")
     if "zeroshot" in stages:
         zeroshot.plan(cfg)  # its proxies' settings fail now, not after training
+    if (
+        "train" in stages
+        and reads_scores(cfg)
+        and "zeroshot" not in stages[: stages.index("train")]
+    ):
+        raise DataError(
+            f"sampler {cfg.sampler._target_} draws paths by zero-shot scores and sampler.scores is "
+            "unset: give it a file, or score first: stages=[zeroshot,train,evaluate,fit,query]"
+        )
     return stages, swapped
+
+
+def reads_scores(cfg: DictConfig) -> bool:
+    """Whether the sampler reads a zero-shot file (`sampler=prior`) that nobody named: the
+    zero-shot stage's own file is then chained into training."""
+    sampler = cfg.get("sampler") or {}
+    return "scores" in sampler and not sampler.get("scores")
 
 
 def covers_space(cfg: DictConfig, result: dict[str, Any]) -> bool:
@@ -133,6 +149,9 @@ def covers_space(cfg: DictConfig, result: dict[str, Any]) -> bool:
 def chained(cfg: DictConfig, stage: str, results: dict[str, Any], swapped: bool) -> dict[str, Any]:
     """What `stage` takes from the stages before it (the file each wrote), and for a search in
     `query`'s place, the query section's budgets."""
+    if stage == "train":
+        scored = "zeroshot" in results and reads_scores(cfg)
+        return {"sampler.scores": results["zeroshot"]["out"]} if scored else {}
     if stage == "evaluate":
         return {"ckpt_path": results["train"]["ckpt_path"]} if "train" in results else {}
     if stage == "fit":
