@@ -8,7 +8,7 @@ import random
 import pytest
 from hydra import initialize_config_dir
 
-from predictor.stages.pipeline import covers_space, plan, run
+from predictor.stages.pipeline import covers_space, plan, reads_scores, run, stage_config
 from supernet.classes import class_representatives
 from supernet.space import NB201Space
 from supernet.stages import zeroshot
@@ -118,3 +118,22 @@ def test_a_prior_sampler_trains_on_the_zero_shot_stage_s_own_file(tmp_path):
     assert trained["config"]["sampler"]["scores"] == results["zeroshot"]["out"]
     assert trained["config"]["sampler"]["_target_"] == "supernet.sampler.PriorSampler"
     assert list(results["stage_s"]) == ["zeroshot", "train", "evaluate", "fit", "query"]
+
+
+def test_the_cpu_preset_trains_by_its_own_zero_shot_file_and_nothing_else_does(tmp_path):
+    # experiment=nb201_cifar10_cpu: zero-shot first, then run.py's training stage (only it) with
+    # sampler=prior reading that stage's file; nas-train and retrain.py keep their samplers
+    cfg = make_cfg("run", tmp_path, ["experiment=nb201_cifar10_cpu"], tiny=False)
+    assert list(cfg.stages) == ["zeroshot", "train", "evaluate", "fit", "query"]
+    assert reads_scores(cfg) and list(cfg.fit.vote_with) == ["wrcor", "meco"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        train = stage_config(cfg, "train", {"sampler.scores": "/runs/zeroshot.csv"})
+    assert train.sampler._target_ == "supernet.sampler.PriorSampler"
+    assert (train.sampler.scores, train.sampler.column) == ("/runs/zeroshot.csv", "meco")
+    assert train.sampler.seed == cfg.seed
+    plain = make_cfg("train", tmp_path, ["experiment=nb201_cifar10_cpu"], tiny=False)
+    assert plain.sampler._target_ == "supernet.sampler.UniformSampler"
+    again = make_cfg("retrain", tmp_path, ["experiment=nb201_cifar10_cpu", "arch=x"], tiny=False)
+    assert again.sampler._target_ == "supernet.sampler.FixedSampler"
+    assert not reads_scores(make_cfg("run", tmp_path, tiny=False))
+    assert not reads_scores(make_cfg("run", tmp_path, ["sampler=prior", "sampler.scores=a.csv"]))

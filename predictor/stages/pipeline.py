@@ -121,17 +121,18 @@ def plan(cfg: DictConfig) -> tuple[list[str], bool]:
         and "zeroshot" not in stages[: stages.index("train")]
     ):
         raise DataError(
-            f"sampler {cfg.sampler._target_} draws paths by zero-shot scores and sampler.scores is "
-            "unset: give it a file, or score first: stages=[zeroshot,train,evaluate,fit,query]"
+            "the training sampler draws paths by zero-shot scores (sampler=prior) and sampler.scores "
+            "is unset: give it a file, or score first: stages=[zeroshot,train,evaluate,fit,query]"
         )
     return stages, swapped
 
 
 def reads_scores(cfg: DictConfig) -> bool:
-    """Whether the sampler reads a zero-shot file (`sampler=prior`) that nobody named: the
-    zero-shot stage's own file is then chained into training."""
-    sampler = cfg.get("sampler") or {}
-    return "scores" in sampler and not sampler.get("scores")
+    """Whether training's sampler (`sampler`, or the `train` section's) draws by zero-shot scores
+    (`sampler=prior`) and nobody named its file: the zero-shot stage's own is then chained in."""
+    section = (cfg.get("train") or {}).get("sampler") or {}
+    sampler = {**(cfg.get("sampler") or {}), **section}
+    return str(sampler.get("_target_", "")).endswith(".PriorSampler") and not sampler.get("scores")
 
 
 def covers_space(cfg: DictConfig, result: dict[str, Any]) -> bool:
