@@ -14,14 +14,13 @@ Two paths a step cost about twice a uniform step: at equal training time, half t
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from supernet.classes import class_index
-from supernet.results import read_archs_csv
+from supernet.results import read_ranked_scores
 from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError
 
@@ -38,8 +37,8 @@ class RankDistillation:
         paths: paths trained per step (>= 2); a sampler giving fewer is topped up with its draws.
 
     Raises:
-        DataError: a bad setting, a space that cannot be listed, or a file that scores no class;
-            the file's errors name its line and value.
+        DataError: a bad setting, a space that cannot be listed, or a file with no arch; the
+            file's errors name its line and value.
     """
 
     def __init__(
@@ -60,22 +59,12 @@ class RankDistillation:
             raise DataError(
                 f"supernet.distill needs a space whose archs can be listed, not {space.name}"
             )
-        self.space, self.weight, self.margin, self.paths = (
-            space,
-            float(weight),
-            float(margin),
-            int(paths),
-        )
-        ranked = read_archs_csv(scores, space, rank_by=column)  # best first
-        classes = class_index(space)
-        normal = statistics.NormalDist()
-        self.by_class: dict[int, float] = {}
-        for r, arch in enumerate(ranked):
-            z = normal.inv_cdf(1.0 - (r + 0.5) / len(ranked))
-            self.by_class.setdefault(int(classes[space.index(arch)]), z)
-        self.classes = classes
+        self.space, self.classes = space, class_index(space)
+        self.weight, self.margin, self.paths = float(weight), float(margin), int(paths)
         self.scores, self.column = str(scores), column
-        self.missing = 0  # pairs skipped because an arch's class has no score
+        self.by_class: dict[int, float] = {}  # a class's best-ranked member speaks for it
+        for arch, z in zip(*read_ranked_scores(scores, space, column)):
+            self.by_class.setdefault(int(self.classes[space.index(arch)]), z)
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the checkpoint's hyper-parameters."""
@@ -102,11 +91,8 @@ class RankDistillation:
         terms = []
         for i in range(len(archs)):
             for j in range(i + 1, len(archs)):
-                if scores[i] is None or scores[j] is None:
-                    self.missing += 1
-                    continue
-                if scores[i] == scores[j]:
-                    continue
+                if scores[i] is None or scores[j] is None or scores[i] == scores[j]:
+                    continue  # a class the file lacks, or one class
                 better, worse = (i, j) if scores[i] > scores[j] else (j, i)
                 terms.append(torch.relu(self.margin - (losses[worse] - losses[better])))
         if not terms:

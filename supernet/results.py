@@ -14,6 +14,7 @@ import fcntl
 import io
 import math
 import os
+import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,19 @@ def read_archs_csv(
         entries.sort(key=lambda e: -e[1])
     seen: set[tuple[int, ...]] = set()
     return [a for a, _ in entries if not (a in seen or seen.add(a))]
+
+
+def read_ranked_scores(
+    path: str | Path, space: Any, column: str
+) -> tuple[list[tuple[int, ...]], list[float]]:
+    """A scores file's archs best first by `column` (`read_archs_csv`), and the normal score of
+    each one's rank: the standard normal quantile at (n - r - 0.5) / n for rank r, so the scale
+    of the column drops out and its order stays. Raises DataError for a file with no arch."""
+    archs = read_archs_csv(path, space, rank_by=column)
+    if not archs:
+        raise DataError(f"{path}: no arch scored by {column!r}; expected a zero-shot CSV")
+    normal, n = statistics.NormalDist(), len(archs)
+    return archs, [normal.inv_cdf(1.0 - (r + 0.5) / n) for r in range(n)]
 
 
 def shard_path(out: str | Path, shard: int, num_shards: int) -> Path:

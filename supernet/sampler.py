@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import statistics
 from typing import Any
 
-from supernet.results import read_archs_csv
+from supernet.results import read_ranked_scores
 from supernet.space import Arch, SearchSpace
 from supernet.utils import DataError
 
@@ -146,12 +145,8 @@ class PriorSampler(Sampler):
             raise DataError(
                 f"sampler.temperature={temperature} must be > 0 and sampler.mix={mix} in [0, 1)"
             )
-        self.archs = read_archs_csv(scores, space, rank_by=column)  # best first
-        n = len(self.archs)
-        normal = statistics.NormalDist()
-        weights = [
-            math.exp(normal.inv_cdf(1.0 - (r + 0.5) / n) / float(temperature)) for r in range(n)
-        ]
+        self.archs, z = read_ranked_scores(scores, space, column)  # best first
+        weights = [math.exp(v / float(temperature)) for v in z]
         self.cum_weights = list(itertools.accumulate(weights))
         self.mix = float(mix)
 

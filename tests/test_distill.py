@@ -56,6 +56,10 @@ def test_bad_settings_are_refused_with_the_value(tmp_path):
         RankDistillation(SPACE, scores, paths=1)
     with pytest.raises(DataError, match="naswot"):
         RankDistillation(SPACE, scores, column="naswot")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("arch,meco\n")
+    with pytest.raises(DataError, match="no arch scored by 'meco'"):
+        RankDistillation(SPACE, str(empty))
 
 
 def test_training_with_distillation_logs_the_ranking_loss_and_records_it(tmp_path):
