@@ -58,7 +58,7 @@ def test_bad_settings_are_refused_with_the_value(tmp_path):
         RankDistillation(SPACE, scores, column="naswot")
     empty = tmp_path / "empty.csv"
     empty.write_text("arch,meco\n")
-    with pytest.raises(DataError, match="no arch scored by 'meco'"):
+    with pytest.raises(DataError, match="empty.csv: no data rows"):
         RankDistillation(SPACE, str(empty))
 
 
