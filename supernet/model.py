@@ -148,12 +148,21 @@ class SuperNet(nn.Module):
 
 
 def build_supernet(
-    space: SearchSpace, num_classes: int, in_channels: int = 3, **options: bool
+    space: SearchSpace,
+    num_classes: int,
+    in_channels: int = 3,
+    split_edge: int | None = None,
+    **options: bool,
 ) -> nn.Module:
     """The supernet of `space` (the config's `supernet.net` target): `space.build_supernet` with
     `affine`, `track_running_stats` and the sharing options (`share_convs`, `share_bn`: NB201's
-    cells; the chain's blocks are always entangled)."""
-    return space.build_supernet(num_classes, in_channels, **options)
+    cells; the chain's blocks are always entangled). With `split_edge`, a few-shot supernet
+    (`supernet.fewshot.FewShotSuperNet`): one such supernet per op of that decision."""
+    from supernet.fewshot import split_supernet
+
+    return split_supernet(
+        space, split_edge, lambda: space.build_supernet(num_classes, in_channels, **options)
+    )
 
 
 def layout_options(weights: str | None) -> dict[str, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from supernet.model import SuperNet, layout_options
+from supernet.model import SuperNet, build_supernet, layout_options
 from supernet.sampler import Sampler
 from supernet.space import Arch, get_space
 from supernet.utils import DataError, atomic_write, load_checkpoint_file
 
 if TYPE_CHECKING:
     from supernet.distill import RankDistillation
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -45,8 +48,12 @@ def net_meta(net: SuperNet) -> dict[str, Any]:
         "affine": bn.affine,
         "track_running_stats": bn.track_running_stats,
     }
-    if hasattr(net, "weights"):  # a layout beyond what the space fixes (chain, NB201 shared convs)
+    if (
+        getattr(net, "weights", None) is not None
+    ):  # beyond what the space fixes (chain, shared convs)
         meta["weights"] = net.weights
+    if hasattr(net, "split_done"):  # a few-shot supernet: one part per op of this decision
+        meta["split_edge"] = net.edge
     return meta
 
 
@@ -108,9 +115,11 @@ def load_supernet(
         check_meta(meta, expected, str(path))
     try:  # the space from its registered name and plain arguments: nothing named by the file runs
         space = get_space(meta["space"], **meta["space_config"])
-        net = space.build_supernet(
+        net = build_supernet(
+            space,
             meta["num_classes"],
             meta["in_channels"],
+            split_edge=meta.get("split_edge"),
             affine=meta["affine"],
             track_running_stats=meta["track_running_stats"],
             **layout_options(meta.get("weights")),
@@ -208,6 +217,8 @@ class SupernetModule(pl.LightningModule):
             one). Either way every rank's sampler draws the same numbers, so resume stays exact.
         distill: a `supernet.distill.RankDistillation` (each step trains `distill.paths` paths,
             and their losses are asked to keep a zero-shot order), or None.
+        split_at: with a few-shot `net` (`supernet.fewshot.FewShotSuperNet`), the fraction of
+            `trainer.max_epochs` trained before it splits (0 to 1); ignored otherwise.
     """
 
     def __init__(
@@ -222,8 +233,14 @@ class SupernetModule(pl.LightningModule):
         arch_per_rank: bool = False,
         channels_last: bool = False,
         distill: RankDistillation | None = None,
+        split_at: float = 0.5,
     ) -> None:
         super().__init__()
+        if not 0 <= float(split_at) < 1:
+            raise ValueError(
+                f"supernet.split_at={split_at}: expected a fraction from 0 to below 1"
+            )
+        self.split_at = float(split_at)
         self.distill = distill
         self.automatic_optimization = False
         self.net, self.sampler = net, sampler
@@ -251,6 +268,7 @@ class SupernetModule(pl.LightningModule):
                     "arch_per_rank": arch_per_rank,
                     "channels_last": channels_last,
                     "distill": None if distill is None else distill.describe(),
+                    "split_at": self.split_at if hasattr(net, "split_done") else None,
                 }
             )
         )
@@ -278,6 +296,22 @@ class SupernetModule(pl.LightningModule):
         loader = self.trainer.train_dataloader
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.current_epoch)
+        self._maybe_split()
+
+    def _maybe_split(self) -> None:
+        """Splits a few-shot supernet at the first epoch at or past `split_at` of the training
+        (once: the split is in the weights, so a resumed run does not split again)."""
+        if not hasattr(self.net, "split_done") or bool(self.net.split_done):
+            return
+        if self.current_epoch >= round(self.split_at * self.trainer.max_epochs):
+            opt = self.optimizers()
+            self.net.split(getattr(opt, "optimizer", opt))
+            log.info(
+                "few-shot split at epoch %d: %d sub-supernets on decision %d",
+                self.current_epoch,
+                len(self.net.parts),
+                self.net.edge,
+            )
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = self._inputs(batch)
@@ -378,7 +412,9 @@ class SupernetModule(pl.LightningModule):
             )
         nas = checkpoint["nas"]
         # `weights` always compared: a shared-conv checkpoint into a separate-weights config too
-        expected = dict(self.meta, weights=self.meta.get("weights"))
+        expected = dict(
+            self.meta, weights=self.meta.get("weights"), split_edge=self.meta.get("split_edge")
+        )
         check_meta(nas["meta"], expected, "being resumed")
         if nas["sampler"] != type(self.sampler).__name__:
             raise ValueError(

@@ -334,5 +334,5 @@ def inherit_weights(network: StandaloneNetwork, supernet: nn.Module) -> Standalo
             f"a network of (space, config, num_classes, in_channels) {layout(network)} cannot "
             f"take the weights of a {layout(supernet)} supernet"
         )
-    network.inherit(supernet)
+    network.inherit(supernet.part(network.arch) if hasattr(supernet, "part") else supernet)
     return network

@@ -37,9 +37,16 @@ def test_tiny_training_writes_checkpoint_logs_and_info(tmp_path):
     assert net(torch.zeros(2, 1, 8, 8), (3,) * 6).shape == (2, 10)
 
 
-@pytest.mark.parametrize("sampler", ["uniform", "fair"])
-def test_resume_equals_straight_run(tmp_path, sampler):
-    overrides = ["trainer.max_epochs=2", f"sampler={sampler}", "trainer.deterministic=true"]
+@pytest.mark.parametrize(
+    "lever",
+    [
+        "sampler=uniform",
+        "sampler=fair",
+        "supernet.net.split_edge=0",
+    ],  # few-shot: splits at epoch 1
+)
+def test_resume_equals_straight_run(tmp_path, lever):
+    overrides = ["trainer.max_epochs=2", lever, "trainer.deterministic=true"]
     straight = run(make_cfg("train", tmp_path / "straight", overrides))
     first = run(make_cfg("train", tmp_path / "first", overrides), [StopAfterFirstEpoch()])
     assert torch.load(first["ckpt_path"], weights_only=True)["epoch"] == 0
