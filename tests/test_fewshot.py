@@ -79,3 +79,18 @@ def test_training_splits_and_the_checkpoint_loads_routes_and_exports(tmp_path):
     )
     network.eval()
     assert torch.allclose(network(x), net(x, CONVS), atol=1e-5)
+
+
+def test_resuming_across_one_shot_and_few_shot_is_refused_naming_the_split(tmp_path):
+    one_shot = run(make_cfg("train", tmp_path / "a"))
+    cfg = make_cfg(
+        "train",
+        tmp_path / "b",
+        [
+            "supernet.net.split_edge=0",
+            f"ckpt_path={one_shot['ckpt_path']}",
+            "trainer.max_epochs=2",
+        ],
+    )
+    with pytest.raises(ValueError, match="split_edge: checkpoint has None, config has 0"):
+        run(cfg)
