@@ -24,3 +24,10 @@ def test_avg_pool_3x3_equals_torch_without_padding_counts(shape) -> None:
 def test_window_sizes() -> None:
     sizes = window_sizes(3, 4, torch.device("cpu"), torch.float32)
     assert sizes.tolist() == [[4, 6, 6, 4], [6, 9, 9, 6], [4, 6, 6, 4]]
+
+
+def test_avg_pool_3x3_backward_is_itself_differentiable() -> None:
+    # its backward is hand-written (shifted adds): second derivatives must still flow
+    x = torch.randn(2, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(AvgPool3x3(), (x,))
+    assert torch.autograd.gradgradcheck(AvgPool3x3(), (x,))
