@@ -10,7 +10,7 @@ from hydra import initialize_config_dir
 from omegaconf import open_dict
 from scipy.stats import kendalltau
 
-from predictor.benchmarks.lab import auc, is_dead, protocol_archs, run, score_supernet
+from predictor.benchmarks.lab import E2E_ROWS, auc, is_dead, protocol_archs, run, score_supernet
 from supernet.space import NB201Space
 from supernet.utils import DataError
 from tests.conftest import CONF, make_cfg
@@ -63,6 +63,13 @@ def test_tiny_protocol_end_to_end(tmp_path):
         f"{SPACE.to_str(a)},{10 + 100 * SPACE.cost(a).params_M:.5f}\n" for a in SPACE.all_archs()
     )
     truth.write_text("arch,cifar10_test\n" + "".join(rows))
+    features = (
+        tmp_path / "zs.csv"
+    )  # two made-up zero-shot columns: the arch index and its negation
+    features.write_text(
+        "arch,wrcor,meco\n"
+        + "".join(f"{SPACE.to_str(a)},{i},{-i}\n" for i, a in enumerate(SPACE.all_archs()))
+    )
     cfg = make_cfg(
         "benchmark_supernet",
         tmp_path / "out",
@@ -73,6 +80,9 @@ def test_tiny_protocol_end_to_end(tmp_path):
             "evaluator.num_archs=6",
             "evaluator.heldout_images=100",
             "evaluator.calib_batches=1",
+            f"lab.features={features}",
+            "gcn.ensemble=1",
+            "gcn.epochs=3",
         ],
     )
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -90,6 +100,13 @@ def test_tiny_protocol_end_to_end(tmp_path):
     loss, want = zip(*((float(r["loss"]), true[r["arch"]]) for r in rows), strict=True)
     by_loss = saved["by_score"]["loss"]["per_seed"][0]["kendall"]
     assert by_loss == pytest.approx(kendalltau([-x for x in loss], want)[0])  # lower loss ranks up
+    # with lab.features, the seed's subnets also go end to end: the ranking benchmark's rows
+    e2e = saved["end_to_end"]["per_seed"][0]
+    assert set(e2e) == set(E2E_ROWS) and all(-1 <= r["kendall"] <= 1 for r in e2e.values())
+    assert (
+        saved["end_to_end"]["summary"]["GCN ensemble"]["kendall"][1] == 0.0
+    )  # one seed: no spread
+    assert "| fused: GCN + every zero-shot | 1 |" in table
     # an evaluation lever reuses the trained supernet: nothing is trained again
     with open_dict(cfg):
         cfg.lab.trained, cfg.paths.output_dir = str(tmp_path / "out"), str(tmp_path / "bf16")

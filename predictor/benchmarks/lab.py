@@ -21,11 +21,17 @@ held-out losses (negated: lower is better) the same way, a second row (`SCORES`)
 - the reference archs' accuracies, and the train and evaluate stages' wall times.
 Mean, std, min and max over seeds go to `benchmark_supernet.json` / `.md`. Only this module reads
 the truth; the stages never do.
+
+With `lab.features` (a whole-space zero-shot file, e.g. `nas-zeroshot archs=classes`'s), each seed's
+subnets also go end to end: the rows of `nas-bench-ranking` that fit the GCN to them (-loss, as
+`fit.py` does) and fuse it with the file's columns and live params (`E2E_ROWS`), scored over the
+whole space, so a lever's verdict on the table is in the same command.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +42,21 @@ from scipy.stats import kendalltau, spearmanr
 
 from predictor.benchmarks import nb201
 from predictor.benchmarks.common import (
+    RANK_METRICS,
     TOP_FRACTION,
+    mean_table,
     missing,
     read_column,
+    read_truth,
     skipped,
     write_report,
 )
+from predictor.benchmarks.methods import make_signals, methods, run_draw
 from predictor.benchmarks.nb201 import Stages, aggregate, decode_cifar10
-from supernet.classes import live_edges
+from predictor.benchmarks.ranking import gcn_fitter
+from predictor.io import read_features, read_target
+from predictor.table import cost_columns
+from supernet.classes import class_index, live_edges
 from supernet.evaluator import choose_archs
 from supernet.space import Arch, SearchSpace
 from supernet.stages import evaluate, train
@@ -52,6 +65,14 @@ from supernet.utils import DataError, atomic_write_text
 METRICS = ("kendall", "spearman", "kendall_live", "kendall_top10", "dead_auc")
 # what ranks the evaluated archs: subnets.csv column -> sign (higher signed value ranks higher)
 SCORES = {"acc": 1.0, "loss": -1.0}
+# the whole-space rows of `nas-bench-ranking` that `lab.features` adds (the "every" rows need 2+
+# zero-shot columns; the second is fit.py's default fusion, the last the CPU preset's)
+E2E_ROWS = (
+    "GCN ensemble",
+    "fused: GCN + zero-shot + live params",
+    "fused: GCN + every zero-shot + live params",
+    "fused: GCN + every zero-shot",
+)
 
 
 def protocol_archs(space: SearchSpace, num_archs: int, seed: int) -> list[Arch]:
@@ -122,6 +143,39 @@ def one_seed(cfg: DictConfig, seed: int, out: Path, archs_csv: Path) -> dict[str
     return {"samples": samples, "times_s": stage.times}
 
 
+def end_to_end_scorer(
+    cfg: DictConfig, space: SearchSpace
+) -> Callable[[str], dict[str, dict[str, float]]] | None:
+    """With `lab.features`, `score(subnets_csv)`: each of `E2E_ROWS` fitted to every row of that
+    file and scored over the whole space against the truth (`common.rank_metrics`); None without.
+    The file is read here, before any training, so a bad one fails first."""
+    lab = cfg.lab
+    if not lab.get("features"):
+        return None
+    classes = class_index(space)
+    names, values = read_features(lab.features, space, list(lab.feature_columns), classes)
+    params = cost_columns(space, tuple(lab.input_shape), int(lab.num_classes))[:, 1]
+    free = make_signals(space, params, dict(zip(names, values.T)))
+    truth = read_truth(cfg.truth, space, cfg.truth_column)
+
+    def score(samples: str) -> dict[str, dict[str, float]]:
+        _, archs, y, _, _ = read_target(samples, space, "auto")
+        idx = np.array([space.index(a) for a in archs])
+        rows = {k: m for k, m in methods(gcn_fitter(cfg, space)).items() if k in E2E_ROWS}
+        return run_draw(space, rows, idx, y, free, truth, classes)
+
+    return score
+
+
+def mean_std(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    """Row -> metric -> [mean, std] over seeds."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, metrics in per_seed[0].items():
+        values = {k: np.array([p[name][k] for p in per_seed]) for k in metrics}
+        out[name] = {k: [float(v.mean()), float(v.std())] for k, v in values.items()}
+    return out
+
+
 def trained_ckpt(folder: str, seed: int) -> str:
     """Seed `seed`'s supernet from an earlier lab run's output folder (an evaluation lever reuses
     the trained supernets instead of training again).
@@ -161,8 +215,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_text(archs_csv, "arch\n" + "".join(space.to_str(a) + "\n" for a in archs))
     truth = read_column(cfg.truth, cfg.truth_column, space)
     refs = [space.to_str(a) for a in space.default_reference_archs()]
+    e2e = end_to_end_scorer(cfg, space)
     t0 = time.perf_counter()
-    per_seed, times, ref_acc = [], [], []
+    per_seed, times, ref_acc, tables = [], [], [], []
     for seed in cfg.seeds:
         r = one_seed(cfg, int(seed), out / f"seed_{seed}", archs_csv)
         # canonical arch strings, as the truth's
@@ -171,6 +226,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         per_seed.append({c: score_supernet(signed[c], truth, space) for c in SCORES})
         times.append(r["times_s"])
         ref_acc.append([values["acc"].get(a, float("nan")) for a in refs])
+        tables += [e2e(r["samples"])] if e2e else []
     summaries = aggregate(per_seed)
     results = {
         "seeds": list(cfg.seeds),
@@ -185,6 +241,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "stage_times_s": times,
         "total_s": time.perf_counter() - t0,
     }
+    if tables:
+        results["end_to_end"] = {"summary": mean_std(tables), "per_seed": tables}
     config = OmegaConf.to_container(cfg, resolve=True)
     return write_report(
         out / "benchmark_supernet.json",
@@ -213,7 +271,13 @@ def markdown(results: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {refs_text} | {train_s:.0f} / {eval_s:.0f} |"
         )
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "end_to_end" in results:
+        by_row = results["end_to_end"]["summary"]
+        seeds = str(len(results["seeds"]))
+        rows = [([name, seeds], m) for name, m in by_row.items()]
+        text += "\n" + mean_table(("whole-space table", "seeds"), rows, RANK_METRICS)
+    return text
 
 
 def report(cfg: DictConfig, result: dict[str, Any]) -> None:
