@@ -210,12 +210,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.data.name == "cifar10":
         decode_cifar10(Path(cfg.data.root), Path(cfg.container or ""))
     space = instantiate(cfg.space)
+    e2e = end_to_end_scorer(cfg, space)  # reads its files now: a bad one fails before any work
     archs = protocol_archs(space, int(cfg.lab.num_archs), int(cfg.lab.arch_seed))
     archs_csv = out / "archs.csv"
     atomic_write_text(archs_csv, "arch\n" + "".join(space.to_str(a) + "\n" for a in archs))
     truth = read_column(cfg.truth, cfg.truth_column, space)
     refs = [space.to_str(a) for a in space.default_reference_archs()]
-    e2e = end_to_end_scorer(cfg, space)
     t0 = time.perf_counter()
     per_seed, times, ref_acc, tables = [], [], [], []
     for seed in cfg.seeds:
