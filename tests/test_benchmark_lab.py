@@ -124,3 +124,22 @@ def test_tiny_protocol_end_to_end(tmp_path):
 def test_without_a_truth_the_lab_skips(tmp_path):
     cfg = make_cfg("benchmark_supernet", tmp_path, ["data=digits"])
     assert "skipped" in run(cfg)
+
+
+def test_a_bad_zero_shot_file_fails_before_any_work(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "arch,cifar10_test\n" + "".join(f"{SPACE.to_str(a)},50\n" for a in SPACE.all_archs())
+    )
+    bad = tmp_path / "zs.csv"
+    bad.write_text(
+        "arch,wrcor\n|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|,1\n"
+    )
+    overrides = ["data=digits", f"truth={truth}", f"lab.features={bad}"]
+    cfg = make_cfg("benchmark_supernet", tmp_path / "out", overrides)
+    with pytest.raises(DataError, match="meco"):
+        run(cfg)
+    assert (
+        not (tmp_path / "out" / "archs.csv").exists()
+        and not (tmp_path / "out" / "seed_0").exists()
+    )
