@@ -75,21 +75,15 @@ class FewShotSuperNet(nn.Module):
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         return self.part(arch)(x, arch)
 
-    def block_index(self) -> dict[nn.Module, int]:
-        index: dict[nn.Module, int] = {}
-        for p in self.parts:
-            index.update(p.block_index())
-        return index
-
     @torch.no_grad()
     def split(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Copies `parts[0]` into every other part, with the optimiser's per-parameter state
         (momentum) when given; a second call does nothing."""
         if bool(self.split_done):
             return
-        source = list(self.parts[0].parameters())
+        source, state = list(self.parts[0].parameters()), self.parts[0].state_dict()
         for p in self.parts[1:]:
-            p.load_state_dict(self.parts[0].state_dict())
+            p.load_state_dict(state)
             if optimizer is None:
                 continue
             for src, dst in zip(source, p.parameters()):
@@ -99,10 +93,3 @@ class FewShotSuperNet(nn.Module):
                         for k, v in optimizer.state[src].items()
                     }
         self.split_done.fill_(True)
-
-
-def split_supernet(
-    space: SearchSpace, edge: int | None, build: Callable[[], nn.Module]
-) -> nn.Module:
-    """`build()` as is without `edge`; with it, a `FewShotSuperNet` of such supernets."""
-    return build() if edge is None else FewShotSuperNet(build, space, edge)

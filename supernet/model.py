@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from supernet.fewshot import FewShotSuperNet
 from supernet.nb201_space import NB201Space
 from supernet.ops import ConvSlice, ResidualReduction, SharedConvs, batch_norm, make_op
 from supernet.space_base import Arch, SearchSpace
@@ -158,11 +159,11 @@ def build_supernet(
     `affine`, `track_running_stats` and the sharing options (`share_convs`, `share_bn`: NB201's
     cells; the chain's blocks are always entangled). With `split_edge`, a few-shot supernet
     (`supernet.fewshot.FewShotSuperNet`): one such supernet per op of that decision."""
-    from supernet.fewshot import split_supernet
 
-    return split_supernet(
-        space, split_edge, lambda: space.build_supernet(num_classes, in_channels, **options)
-    )
+    def build() -> nn.Module:
+        return space.build_supernet(num_classes, in_channels, **options)
+
+    return build() if split_edge is None else FewShotSuperNet(build, space, split_edge)
 
 
 def layout_options(weights: str | None) -> dict[str, bool]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from supernet.fewshot import FewShotSuperNet
 from supernet.model import SuperNet, build_supernet, layout_options
 from supernet.sampler import Sampler
 from supernet.space import Arch, get_space
@@ -48,11 +49,10 @@ def net_meta(net: SuperNet) -> dict[str, Any]:
         "affine": bn.affine,
         "track_running_stats": bn.track_running_stats,
     }
-    if (
-        getattr(net, "weights", None) is not None
-    ):  # beyond what the space fixes (chain, shared convs)
+    # a layout beyond what the space fixes (chain, NB201 shared convs)
+    if getattr(net, "weights", None) is not None:
         meta["weights"] = net.weights
-    if hasattr(net, "split_done"):  # a few-shot supernet: one part per op of this decision
+    if isinstance(net, FewShotSuperNet):  # one part per op of this decision
         meta["split_edge"] = net.edge
     return meta
 
@@ -268,7 +268,7 @@ class SupernetModule(pl.LightningModule):
                     "arch_per_rank": arch_per_rank,
                     "channels_last": channels_last,
                     "distill": None if distill is None else distill.describe(),
-                    "split_at": self.split_at if hasattr(net, "split_done") else None,
+                    "split_at": self.split_at if isinstance(net, FewShotSuperNet) else None,
                 }
             )
         )
@@ -301,7 +301,7 @@ class SupernetModule(pl.LightningModule):
     def _maybe_split(self) -> None:
         """Splits a few-shot supernet at the first epoch at or past `split_at` of the training
         (once: the split is in the weights, so a resumed run does not split again)."""
-        if not hasattr(self.net, "split_done") or bool(self.net.split_done):
+        if not isinstance(self.net, FewShotSuperNet) or bool(self.net.split_done):
             return
         if self.current_epoch >= round(self.split_at * self.trainer.max_epochs):
             opt = self.optimizers()

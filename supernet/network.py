@@ -22,6 +22,7 @@ from torch import nn
 
 from supernet.chain_space import ChainSpace, parse_op
 from supernet.classes import live_edges
+from supernet.fewshot import FewShotSuperNet
 from supernet.ops import ResidualReduction, batch_norm, make_op
 from supernet.space import Arch, NB201Space, SearchSpace, get_space
 
@@ -334,5 +335,7 @@ def inherit_weights(network: StandaloneNetwork, supernet: nn.Module) -> Standalo
             f"a network of (space, config, num_classes, in_channels) {layout(network)} cannot "
             f"take the weights of a {layout(supernet)} supernet"
         )
-    network.inherit(supernet.part(network.arch) if hasattr(supernet, "part") else supernet)
+    if isinstance(supernet, FewShotSuperNet):  # the part that trained this arch
+        supernet = supernet.part(network.arch)
+    network.inherit(supernet)
     return network

@@ -63,9 +63,8 @@ def test_tiny_protocol_end_to_end(tmp_path):
         f"{SPACE.to_str(a)},{10 + 100 * SPACE.cost(a).params_M:.5f}\n" for a in SPACE.all_archs()
     )
     truth.write_text("arch,cifar10_test\n" + "".join(rows))
-    features = (
-        tmp_path / "zs.csv"
-    )  # two made-up zero-shot columns: the arch index and its negation
+    # two made-up zero-shot columns: the arch index and its negation
+    features = tmp_path / "zs.csv"
     features.write_text(
         "arch,wrcor,meco\n"
         + "".join(f"{SPACE.to_str(a)},{i},{-i}\n" for i, a in enumerate(SPACE.all_archs()))
@@ -103,9 +102,8 @@ def test_tiny_protocol_end_to_end(tmp_path):
     # with lab.features, the seed's subnets also go end to end: the ranking benchmark's rows
     e2e = saved["end_to_end"]["per_seed"][0]
     assert set(e2e) == set(E2E_ROWS) and all(-1 <= r["kendall"] <= 1 for r in e2e.values())
-    assert (
-        saved["end_to_end"]["summary"]["GCN ensemble"]["kendall"][1] == 0.0
-    )  # one seed: no spread
+    # one seed: no spread
+    assert saved["end_to_end"]["summary"]["GCN ensemble"]["kendall"][1] == 0.0
     assert "| fused: GCN + every zero-shot | 1 |" in table
     # an evaluation lever reuses the trained supernet: nothing is trained again
     with open_dict(cfg):

@@ -226,7 +226,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         per_seed.append({c: score_supernet(signed[c], truth, space) for c in SCORES})
         times.append(r["times_s"])
         ref_acc.append([values["acc"].get(a, float("nan")) for a in refs])
-        tables += [e2e(r["samples"])] if e2e else []
+        if e2e:
+            tables.append(e2e(r["samples"]))
     summaries = aggregate(per_seed)
     results = {
         "seeds": list(cfg.seeds),
