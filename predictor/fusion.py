@@ -74,7 +74,7 @@ def agreement(z: np.ndarray, k: int) -> float:
 def fuse(
     columns: Mapping[str, Sequence[float] | np.ndarray],
     rule: str = "softmin",
-    beta: float = 2.0,
+    beta: float = 1.0,
     trust: str | None = None,
 ) -> np.ndarray:
     """One whole-space score from several higher-is-better columns (`fuse_weighted`'s score)."""
@@ -84,7 +84,7 @@ def fuse(
 def fuse_weighted(
     columns: Mapping[str, Sequence[float] | np.ndarray],
     rule: str = "softmin",
-    beta: float = 2.0,
+    beta: float = 1.0,
     trust: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """One whole-space score from several higher-is-better columns, and the `trust` column's
@@ -94,8 +94,10 @@ def fuse_weighted(
         columns: name -> `(n,)` scores (a prediction, zero-shot scores, live params).
         rule: `softmin`: -log(sum_k w_k exp(-beta z_k) / sum_k w_k) / beta over the normal scores
             z_k (an arch ranks by its worst signals); `mean`: their w-weighted average.
-        beta: softness, in units of normal score. 2 was fixed before measuring; 1 and 3 rank
-            within 0.01 Kendall of it on the real supernet file (BENCHMARKS.md).
+        beta: softness, in units of normal score. 1: over nine real supernet files (a published
+            few-shot supernet, three draws; six of our CPU supernets), the default fusion ranked
+            best at 0.75-1.5 and never worse than at 2, the value fixed before any measurement
+            (BENCHMARKS.md, issue 18).
         trust: a column whose weight w is its `agreement` with the others (every other column
             weighs 1): a prediction from a supernet that ranks nothing drops out of the fusion
             instead of dragging it below the free signals. None: all weigh 1.
@@ -139,7 +141,10 @@ def _check_fusion(
 # them in again
 AUTO_SKIP = ("params", "flops", "vote")
 # the zero-shot columns `vote_with=auto` takes when the features have them: with MeCo beside WRCor
-# the fused table gained 0.02-0.03 Kendall on every supernet file measured (BENCHMARKS.md)
+# the fused table gained 0.02-0.03 Kendall on every supernet file measured (BENCHMARKS.md). With
+# both, live params are left out: each score already favours large cells (Kendall 0.57 / 0.77
+# with live params over 1,500 NB201 classes), and a third size signal cost 0.003-0.014 on each of
+# nine supernet files (BENCHMARKS.md, issue 18)
 BEST_ZERO_SHOT = ("wrcor", "meco")
 
 
@@ -152,9 +157,9 @@ def vote_columns(
     """The whole-space columns named by `vote_with`, checked before anything is fitted.
 
     Args:
-        wanted: column names; `"auto"`: live params_M and the features' `wrcor` and `meco`
-            (every zero-shot column but `AUTO_SKIP` when it has neither), the best fusion
-            measured (BENCHMARKS.md);
+        wanted: column names; `"auto"`: the features' `wrcor` and `meco` when it has both,
+            else live params_M and those it has (every zero-shot column but `AUTO_SKIP` when it
+            has neither), the best fusion measured (BENCHMARKS.md);
             None or empty: no vote.
         costs: `cost_columns` of the space (None: a space too large to list).
         features: `read_features`' names and values.
@@ -171,7 +176,7 @@ def vote_columns(
             return {}
         zero_shot = [c for c in (features[0] if features else []) if c not in AUTO_SKIP]
         best = [c for c in BEST_ZERO_SHOT if c in zero_shot]
-        wanted = ["params_M", *(best or zero_shot)]
+        wanted = best if len(best) == len(BEST_ZERO_SHOT) else ["params_M", *(best or zero_shot)]
     wanted = list(wanted or [])
     if not wanted:
         return {}

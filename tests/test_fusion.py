@@ -127,7 +127,7 @@ def test_class_representatives_score_each_function_once() -> None:
     assert all(live[SPACE.index(a)] == SPACE.index(a) for a in reps)  # each already pruned
 
 
-def test_auto_vote_takes_live_params_and_wrcor() -> None:
+def test_auto_vote_takes_wrcor_and_meco_or_live_params_and_either() -> None:
     costs = cost_columns(SPACE)
     names = ["wrcor", "naswot", "params", "vote"]
     feats = (names, np.random.default_rng(0).random((SPACE.size, len(names))))
@@ -135,7 +135,9 @@ def test_auto_vote_takes_live_params_and_wrcor() -> None:
     assert list(cols) == ["params_M", "wrcor"]
     assert np.array_equal(cols["params_M"], costs[live_index(SPACE), 1])  # dead ops cost nothing
     with_meco = (["meco", *names], np.random.default_rng(1).random((SPACE.size, 5)))
-    assert list(vote_columns("auto", SPACE, costs, with_meco)) == ["params_M", "wrcor", "meco"]
+    assert list(vote_columns("auto", SPACE, costs, with_meco)) == ["wrcor", "meco"]  # no params
+    only_meco = (["meco", "naswot"], with_meco[1][:, :2])
+    assert list(vote_columns("auto", SPACE, costs, only_meco)) == ["params_M", "meco"]
     no_wrcor = (["naswot", "flops"], feats[1][:, :2])
     assert list(vote_columns("auto", SPACE, costs, no_wrcor)) == ["params_M", "naswot"]
     assert vote_columns("auto", SPACE, None, feats) == {}  # a space too large to list: no vote

@@ -12,8 +12,9 @@ written to `summary.md`.
 
 The zero-shot stage scores one member of each class of same-function archs (WRCor and MeCo by
 default) and the fit takes that file as `features`: the table is then the fusion of the fitted
-prediction, WRCor, MeCo and live params, the best ranking measured (BENCHMARKS.md, issue 18). The
-fit takes it only when it covers every class (not under a `zeroshot.limit`, as in debug=tiny).
+prediction, WRCor and MeCo (live params too when only one of them is scored), the best ranking
+measured (BENCHMARKS.md, issue 18). The fit takes it only when it covers every class (not under a
+`zeroshot.limit`, as in debug=tiny).
 
 A space too large to tabulate (the 20-layer chain) has no table to query: `search` runs in place of
 `query`, from fit's checkpoint, with the query section's budgets where the search section has none;
