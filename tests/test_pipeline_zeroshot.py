@@ -61,7 +61,7 @@ def test_fit_fuses_a_zero_shot_file_that_covers_every_class(tmp_path):
     fitted = json.loads((tmp_path / "fit.json").read_text())
     assert fitted["config"]["features"] == str(tmp_path / "zeroshot.csv")
     assert fitted["metrics"]["fit/features"] == ["wrcor", "meco"]
-    assert fitted["metrics"]["fit/vote_with"] == ["params_M", "wrcor", "meco"]
+    assert fitted["metrics"]["fit/vote_with"] == ["wrcor", "meco"]  # both: live params left out
     assert "zeroshot" in results["stage_s"]
 
 
@@ -125,9 +125,11 @@ def test_the_cpu_preset_trains_by_its_own_zero_shot_file_and_nothing_else_does(t
     # sampler=prior reading that stage's file; nas-train and retrain.py keep their samplers
     cfg = make_cfg("run", tmp_path, ["experiment=nb201_cifar10_cpu"], tiny=False)
     assert list(cfg.stages) == ["zeroshot", "train", "evaluate", "fit", "query"]
-    assert reads_scores(cfg) and list(cfg.fit.vote_with) == ["wrcor", "meco"]
+    assert reads_scores(cfg) and list(cfg.zeroshot.proxies) == ["wrcor", "meco"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         train = stage_config(cfg, "train", {"sampler.scores": "/runs/zeroshot.csv"})
+        fit = stage_config(cfg, "fit", {"features": "/runs/zeroshot.csv"})
+    assert fit.vote_with == "auto"  # with WRCor and MeCo both scored: the two, no live params
     assert train.sampler._target_ == "supernet.sampler.PriorSampler"
     assert (train.sampler.scores, train.sampler.column) == ("/runs/zeroshot.csv", "meco")
     assert train.sampler.seed == cfg.seed
