@@ -10,8 +10,10 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
+from supernet.chain_space import ChainSpace
 from supernet.space import NB201Space
-from supernet.stages.zeroshot import report, run
+from supernet.stages.zeroshot import report, run, scoring_space
+from supernet.utils import DataError
 from tests.conftest import data_lines, kill_when, make_cfg
 
 SPACE = NB201Space(C=4, N=1)
@@ -99,6 +101,34 @@ def test_repeats_average_the_seeds_scores_and_never_mix_with_one_seed(tmp_path: 
         zeroshot(tmp_path, out, *opts, "seed=3")
     with pytest.raises(ValueError, match=r"zeroshot.repeats=0: expected an integer >= 1"):
         zeroshot(tmp_path, tmp_path / "z.csv", f"archs={archs}", "zeroshot.repeats=0")
+
+
+def test_cells_deepen_the_scoring_network_and_never_mix_with_the_space_s(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 4, seed=5)
+    opts = [f"archs={archs}", "proxies=[meco]"]
+    zeroshot(tmp_path, tmp_path / "plain.csv", *opts)
+    deep = tmp_path / "deep.csv"
+    zeroshot(tmp_path, deep, *opts, "zeroshot.cells=2")
+    rows = read(deep)
+    assert [r["cells"] for r in rows] == ["2"] * 4
+    plain = {r["arch"]: r["meco"] for r in read(tmp_path / "plain.csv")}
+    assert all(r["meco"] != plain[r["arch"]] for r in rows)  # another network: other scores
+    with pytest.raises(ValueError, match="cells"):  # a resume without it would mix the two
+        zeroshot(tmp_path, deep, *opts)
+    with pytest.raises(ValueError, match=r"zeroshot.cells=0: expected an integer >= 1"):
+        zeroshot(tmp_path, tmp_path / "z.csv", *opts, "zeroshot.cells=0")
+    assert not (tmp_path / "z.csv").exists()
+
+
+def test_cells_only_where_the_space_has_cells_per_stage() -> None:
+    space = NB201Space(C=4, N=1)
+    assert scoring_space(space, None) is space
+    deep = scoring_space(space, 3)
+    assert (deep.C, deep.N, deep.size) == (4, 3, space.size)
+    with pytest.raises(
+        DataError, match="zeroshot.cells=2: the chain space has no cells per stage"
+    ):
+        scoring_space(ChainSpace(), 2)
 
 
 def test_proxies_score_the_stored_images_whatever_data_resolution_says(tmp_path: Path) -> None:

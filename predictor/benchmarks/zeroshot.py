@@ -105,7 +105,8 @@ class Bench:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg, self.device = cfg, scoring_device(cfg)
-        self.space = instantiate(cfg.space)
+        # the scored networks' space: with `zeroshot.cells`, deeper than the space's (same archs)
+        self.space = zeroshot.scoring_space(instantiate(cfg.space), cfg.zeroshot.get("cells"))
         truth = read_column(cfg.truth, cfg.truth_column, self.space)
         self.archs = draw_archs(self.space, int(cfg.n), int(cfg.arch_seed))
         self.acc = [truth[self.space.to_str(a)] for a in self.archs]
