@@ -129,7 +129,9 @@ def test_the_cpu_preset_trains_by_its_own_zero_shot_file_and_nothing_else_does(t
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         train = stage_config(cfg, "train", {"sampler.scores": "/runs/zeroshot.csv"})
         fit = stage_config(cfg, "fit", {"features": "/runs/zeroshot.csv"})
+        scored = stage_config(cfg, "zeroshot", {})
     assert fit.vote_with == "auto"  # with WRCor and MeCo both scored: the two, no live params
+    assert (scored.space.N, scored.zeroshot.cells, scored.zeroshot.repeats) == (1, 5, 1)
     assert train.sampler._target_ == "supernet.sampler.PriorSampler"
     assert (train.sampler.scores, train.sampler.column) == ("/runs/zeroshot.csv", "meco")
     assert train.sampler.seed == cfg.seed
