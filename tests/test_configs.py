@@ -134,7 +134,7 @@ def test_the_cpu_experiment_runs_the_supernet_labs_protocol(tmp_path):
     for key in keys:
         assert OmegaConf.select(run, key) == OmegaConf.select(lab, key), key
     assert run.evaluator.archs == "unique"  # the lab's arch set: one per class, classes uniform
-    assert run.zeroshot.repeats == 3 and list(run.zeroshot.proxies) == ["wrcor", "meco"]
+    assert run.zeroshot.cells == 5 and list(run.zeroshot.proxies) == ["wrcor", "meco"]
     assert run.num_threads is None  # torch's default, one per core: not make run's one thread
     assert (run.data.resolution, run.trainer.max_epochs) == (16, 90)  # the measured recipe
 

@@ -116,10 +116,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # only proxies that read it (WRCor) run under bf16, and only their files record it
     bf16 = resolve_bf16("zeroshot.bf16", cfg.zeroshot.get("bf16", False), device)
     bf16 = bf16 and reads_bf16(names)
-    if device.type == "cuda":  # correlations need fp32 responses: no TF32 convs; static shapes
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
+    exact_fp32(device)
     archs = listed_archs(cfg, space, limit)
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device="cpu", resolution=0)  # see NASDataModule's `resolution`
@@ -170,6 +167,14 @@ def scorer(
     x_train, y_train = data.splits["train"]
     x, y = fixed_batch(x_train, y_train, data.mean, data.std, batch_size, seed, device)
     return build_scoring_net(space, data.num_classes, data.input_shape[0], seed, device), x, y
+
+
+def exact_fp32(device: torch.device) -> None:
+    """On a GPU: correlations need fp32 responses (no TF32 convs or matmuls); static shapes."""
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
 
 
 def scoring_space(space: SearchSpace, cells: int | None) -> SearchSpace:
