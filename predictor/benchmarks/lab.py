@@ -66,7 +66,8 @@ METRICS = ("kendall", "spearman", "kendall_live", "kendall_top10", "dead_auc")
 # what ranks the evaluated archs: subnets.csv column -> sign (higher signed value ranks higher)
 SCORES = {"acc": 1.0, "loss": -1.0}
 # the whole-space rows of `nas-bench-ranking` that `lab.features` adds (the "every" rows need 2+
-# zero-shot columns; the second is fit.py's default fusion, the last the CPU preset's)
+# zero-shot columns; the last is fit.py's default fusion, and the CPU preset's, when the file has
+# both WRCor and MeCo)
 E2E_ROWS = (
     "GCN ensemble",
     "fused: GCN + zero-shot + live params",

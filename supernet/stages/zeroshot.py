@@ -109,19 +109,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return {"out": str(cfg.out), "scored": 0, "total": total, "archs": total, "merged": True}
     names, vote_of = plan(cfg)
     limit, repeats = check_settings(cfg)
+    zs = cfg.zeroshot
     space = instantiate(cfg.space)
-    cells = cfg.zeroshot.get("cells")
-    scoring = scoring_space(space, cells)
+    scoring = scoring_space(space, zs.get("cells"))
     device = resolve_device(cfg.device)
     # only proxies that read it (WRCor) run under bf16, and only their files record it
-    bf16 = resolve_bf16("zeroshot.bf16", cfg.zeroshot.get("bf16", False), device)
+    bf16 = resolve_bf16("zeroshot.bf16", zs.get("bf16", False), device)
     bf16 = bf16 and reads_bf16(names)
     exact_fp32(device)
     archs = listed_archs(cfg, space, limit)
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device="cpu", resolution=0)  # see NASDataModule's `resolution`
     data.setup()
-    zs = cfg.zeroshot
     scorers = [scorer(cfg.seed + j, scoring, data, zs.batch_size, device) for j in range(repeats)]
     ctx = ProxyContext(scoring, data.input_shape, data.num_classes, bf16=bf16)
     fixed = {  # a file's scores share these; a bf16 or repeated file has the column: never mixed
@@ -129,7 +128,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "data": data.name,
         **({"bf16": True} if bf16 else {}),
         **({"repeats": repeats} if repeats > 1 else {}),
-        **({"cells": scoring.N} if cells is not None else {}),
+        **({"cells": scoring.N} if scoring is not space else {}),
     }
     columns = ["arch", *names] + (["vote"] if vote_of else []) + list(fixed)
     out = ResultsCSV(out_path, columns, fixed=fixed)
