@@ -165,7 +165,8 @@ def test_a_prediction_that_disagrees_with_the_free_signals_drops_out() -> None:
     assert kendalltau(fuse({"g": bad, **free}), truth)[0] < kendalltau(alone, truth)[0] - 0.05
     z = np.stack([normal_scores(c) for c in (good, *free.values())], axis=1)
     assert 0.7 < agreement(z, 0) <= 1.0  # its loading on the common factor (true: 0.82)
-    trusted = fuse({"g": good, **free}, trust="g")
+    trusted, weight = fuse_weighted({"g": good, **free}, trust="g")
+    assert weight == pytest.approx(agreement(z, 0) ** 2)  # its reliability: the loading squared
     assert kendalltau(trusted, truth)[0] > kendalltau(alone, truth)[0]
     with pytest.raises(ValueError, match="trust"):
         fuse(free, trust="g")

@@ -13,9 +13,10 @@ lab's CIFAR-10 supernets the loss ranked better than the accuracy on the same im
 The table ranks by the fusion (`predictor.fusion.fuse`: by default a soft minimum of normal scores)
 of the prediction and the `vote_with` columns: the features CSV's, or flops_M / params_M of what each
 cell computes (dead ops cost nothing), each higher-is-better; the prediction stays in a `predicted`
-column. The default `vote_with=auto` takes params_M and the `wrcor` and `meco` columns of
-`features` (every zero-shot column but params / flops / vote when it has neither); `vote_with=[]`
-ranks by the prediction alone.
+column. The default `vote_with=auto` takes the `wrcor` and `meco` columns of `features` when it
+has both, else params_M and whichever of them it has (every zero-shot column but params / flops /
+vote when it has neither); `vote_with=[]` ranks by the prediction alone. The prediction weighs
+by its agreement with those columns, squared (`fit/trust`).
 A features CSV needs one row per class of archs that compute the same function.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot

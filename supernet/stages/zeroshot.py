@@ -1,7 +1,8 @@
 """Zero-shot proxy scores: `python scripts/zeroshot.py archs=all|classes|FILE out=FILE proxies=[...]`.
 
-Which proxies and how (zeroshot.limit, vote_of, batch_size, chunk) is the `zeroshot` node of the
-proxies config group (conf/proxies/), the same under nas-zeroshot and nas-bench-nb201.
+Which proxies and how (zeroshot.limit, vote_of, batch_size, chunk, repeats, cells, bf16) is the
+`zeroshot` node of the proxies config group (conf/proxies/), the same under nas-zeroshot and
+nas-bench-nb201.
 
 Every arch is scored on one fixed, seeded batch of training images by the path of a supernet that is
 initialised once from the seed (see `supernet.proxies.build_scoring_net`); with `zeroshot.repeats=k`,
