@@ -212,7 +212,8 @@ class SupernetModule(pl.LightningModule):
         reference_archs: arch strings whose held-out accuracy is logged as `val/acc/<i>`; None: the
             space's own (`SearchSpace.default_reference_archs`: NB201's four, else 4 seeded ones).
         max_bad_steps: non-finite steps tolerated before stopping with an error.
-        channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs).
+        channels_last: keep weights and batches in NHWC memory order (faster convs on GPUs, and on
+            CPUs with `supernet.ops.BatchNorm2d`).
         arch_per_rank: under DDP, each rank trains its own arch in a step (False: all ranks share
             one). Either way every rank's sampler draws the same numbers, so resume stays exact.
         distill: a `supernet.distill.RankDistillation` (each step trains `distill.paths` paths,

@@ -9,8 +9,32 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """`nn.BatchNorm2d` that keeps NHWC (channels_last) inputs fast on CPUs.
+
+    On a CPU torch's BatchNorm kernels for an NHWC image tensor are several times slower than for
+    NCHW (forward + backward of a bf16 `(128, 16, 32, 32)`: 15.5 ms against 1.6 ms on a 2-core AMD
+    EPYC), which cost more than NHWC convolutions gain. The same memory viewed as `(B*H*W, C, 1,
+    1)` is an NCHW tensor, whose kernel takes 2.3 ms: this module normalises that view. Same
+    statistics, parameters, buffers and state-dict keys; elsewhere (NCHW inputs, GPUs) it is
+    `nn.BatchNorm2d`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.device.type != "cpu"
+            or x.dim() != 4
+            or x.is_contiguous()
+            or not x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return super().forward(x)
+        b, c, h, w = x.shape
+        y = super().forward(x.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1))
+        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
 def batch_norm(channels: int, affine: bool, track_running_stats: bool) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, affine=affine, track_running_stats=track_running_stats)
+    return BatchNorm2d(channels, affine=affine, track_running_stats=track_running_stats)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -84,22 +108,32 @@ class ConvSlice(nn.Module):
 
 class AvgPool3x3(nn.Module):
     """NB201's `avg_pool_3x3`: 3x3 mean, stride 1, padding 1, the padding not counted (as
-    `nn.AvgPool2d(3, 1, 1, count_include_pad=False)`), computed as shifted adds divided by each
-    window's size. It equals that module within float rounding (2.4e-7 on unit-scale inputs;
-    tests/test_ops.py checks it). Forward and backward on one CPU thread it was 3-17x faster on an
-    AMD EPYC (torch's avg_pool2d 37.5 ms for a (64, 8, 32, 32) batch, this 2.2 ms) and 1.4-1.6x on
-    an Intel Xeon (`nas-bench-speed mode=ab threads=1`, BENCHMARKS.md); with 2 threads on a busy
-    machine the Xeon's rounds ranged from 0.2x to 1.9x.
+    `nn.AvgPool2d(3, 1, 1, count_include_pad=False)`), computed as a depthwise convolution with a
+    box of ones divided by each window's size. It equals that module within float rounding
+    (tests/test_ops.py checks it in float64). Its forward and backward on a bf16 NHWC batch of
+    (128, 16, 32, 32), 2 threads of an AMD EPYC: 1.5 ms, against 8.9 ms for the shifted adds it
+    replaced and 24 ms for torch's avg_pool2d (fp32 NCHW: 4.3, 11.8 and 18.4 ms); BENCHMARKS.md.
+    Under autocast it computes in the autocast dtype, as a convolution does.
 
     Shapes:
         x `(B, C, H, W)` -> `(B, C, H, W)`.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = F.pad(x, (1, 1, 1, 1))
-        rows = p[:, :, :-2] + p[:, :, 1:-1] + p[:, :, 2:]
-        total = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
-        return total / window_sizes(x.shape[-2], x.shape[-1], x.device, x.dtype)
+        c = x.shape[1]
+        total = F.conv2d(x, box_kernel(c, x.device, x.dtype), padding=1, groups=c)
+        nhwc = not total.is_contiguous() and total.is_contiguous(memory_format=torch.channels_last)
+        return total / window_divisor(*total.shape[1:], total.device, total.dtype, nhwc)
+
+
+@functools.cache
+def box_kernel(c: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A depthwise 3x3 kernel of ones for `c` channels (no gradient).
+
+    Shapes:
+        `(c, 1, 3, 3)`.
+    """
+    return torch.ones(c, 1, 3, 3, device=device, dtype=dtype)
 
 
 @functools.cache
@@ -115,6 +149,23 @@ def window_sizes(h: int, w: int, device: torch.device, dtype: torch.dtype) -> to
         return torch.tensor([min(i + 1, n - 1) - max(i - 1, 0) + 1 for i in range(n)])
 
     return torch.outer(inside(h), inside(w)).to(device=device, dtype=dtype)
+
+
+@functools.cache
+def window_divisor(
+    c: int, h: int, w: int, device: torch.device, dtype: torch.dtype, channels_last: bool
+) -> torch.Tensor:
+    """`window_sizes` repeated over `c` channels, in NHWC memory order when `channels_last`. A
+    `(h, w)` divisor broadcast over an NHWC bf16 tensor took torch's slow path on a CPU (2.6 ms
+    against 0.2 for a `(128, 16, 32, 32)` batch on an AMD EPYC); one laid out like the tensor
+    does not.
+
+    Shapes:
+        `(1, c, h, w)`.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    sizes = window_sizes(h, w, device, dtype).expand(1, c, h, w)
+    return sizes.contiguous(memory_format=fmt)
 
 
 def make_op(name: str, channels: int, affine: bool, track: bool) -> nn.Module:

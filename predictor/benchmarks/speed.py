@@ -96,13 +96,13 @@ def torch_pooling(net: nn.Module) -> nn.Module:
     return net
 
 
-def nhwc(cfg: DictConfig, device: torch.device) -> bool:
-    """`bench.channels_last` as a bool: `auto` is the supernet's own default, on for GPUs
-    (experiment=nb201_cifar10_gpu) and off for CPUs, where NHWC made bf16 training steps
-    1.05-1.16x slower on an AMD EPYC (BatchNorm's backward 6-7x; BENCHMARKS.md)."""
+def nhwc(cfg: DictConfig) -> bool:
+    """`bench.channels_last` as a bool: `auto` is the supernet's own default, on. On CPUs NHWC
+    made bf16 training steps 1.05-1.16x slower (AMD EPYC; BatchNorm's NHWC backward took 6-7x as
+    long) until `supernet.ops.BatchNorm2d` ran it as an NCHW view (BENCHMARKS.md)."""
     value = cfg.bench.channels_last
     if isinstance(value, str) and value.strip().lower() == "auto":
-        return device.type == "cuda"
+        return True
     if not isinstance(value, bool):
         raise ValueError(f"bench.channels_last={value!r}; expected true, false or auto")
     return value
@@ -199,7 +199,7 @@ def lightning_train_s(
         SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]),
         UniformSampler(space, 0),
         optimizer=lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9),
-        channels_last=nhwc(cfg, device),
+        channels_last=nhwc(cfg),
         reference_archs=[],
     )
     clock = Clock(cfg.bench.warmup_steps, device)
@@ -229,7 +229,7 @@ def bench_train(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.de
         "steps": cfg.bench.train_steps,
         "batch_size": cfg.bench.batch_size,
         "ours_precision": str(cfg.trainer.precision),
-        "ours_channels_last": nhwc(cfg, device),
+        "ours_channels_last": nhwc(cfg),
         "baseline_pool": cfg.bench.baseline_pool,
     }
 
@@ -251,7 +251,7 @@ def bench_eval(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.dev
     base_s = seconds(baseline, device, cfg.bench.repeats)
     ours = SuperNet(space, cfg.bench.num_classes, cfg.bench.image_shape[0]).to(device).eval()
     ours.load_state_dict(net.state_dict())  # pooling has no state: the same weights
-    if nhwc(cfg, device):
+    if nhwc(cfg):
         ours = ours.to(memory_format=torch.channels_last)
     bf16 = resolve_bf16("bench.bf16", cfg.bench.bf16, device)
     evaluator = SubnetEvaluator(ours, heldout, "batch", bf16=bf16)
