@@ -28,7 +28,7 @@ def test_window_sizes() -> None:
 
 
 def test_avg_pool_3x3_backward_is_itself_differentiable() -> None:
-    # its backward is hand-written (shifted adds): second derivatives must still flow
+    # a depthwise convolution of ones over window sizes: second derivatives must still flow
     x = torch.randn(2, 2, 5, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(AvgPool3x3(), (x,))
     assert torch.autograd.gradgradcheck(AvgPool3x3(), (x,))

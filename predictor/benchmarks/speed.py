@@ -350,7 +350,7 @@ Pair = tuple[str, Callable[[], Any], Callable[[], Any], dict[str, str]]
 
 
 def ab_pool(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> list[Pair]:
-    """avg_pool_3x3 as shifted adds (`AvgPool3x3`) vs torch's pooling, forward + backward, at the
+    """avg_pool_3x3 as a depthwise convolution (`AvgPool3x3`) vs torch's pooling, forward + backward, at the
     three NB201 stage sizes (C channels at the image size, 2C at half, 4C at a quarter)."""
     ref = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
     pairs = []
@@ -363,7 +363,7 @@ def ab_pool(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device
             return lambda: [torch.autograd.grad(op(x), x, g) for _ in range(cfg.ab.pool_calls)]
 
         what = {
-            "on": "AvgPool3x3 (shifted adds)",
+            "on": "AvgPool3x3 (depthwise conv)",
             "off": "nn.AvgPool2d(3, 1, 1, count_include_pad=False)",
             "call": f"{cfg.ab.pool_calls} forward+backward of {tuple(x.shape)}",
         }
