@@ -350,8 +350,9 @@ Pair = tuple[str, Callable[[], Any], Callable[[], Any], dict[str, str]]
 
 
 def ab_pool(cfg: DictConfig, space: Any, dm: NASDataModule, device: torch.device) -> list[Pair]:
-    """avg_pool_3x3 as a depthwise convolution (`AvgPool3x3`) vs torch's pooling, forward + backward, at the
-    three NB201 stage sizes (C channels at the image size, 2C at half, 4C at a quarter)."""
+    """avg_pool_3x3 as a depthwise convolution (`AvgPool3x3`) vs torch's pooling, forward +
+    backward, at the three NB201 stage sizes (C channels at the image size, 2C at half, 4C at a
+    quarter)."""
     ref = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
     pairs = []
     for k in range(3):
