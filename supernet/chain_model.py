@@ -10,22 +10,29 @@ unrelated projections and no two sampled paths agree on what a channel means.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from supernet.chain_space import ChainSpace, parse_op
+from supernet.ops import BatchNorm2d, as_nchw
 from supernet.space_base import Arch
 
 
-class SlicedBatchNorm(nn.BatchNorm2d):
+class SlicedBatchNorm(BatchNorm2d):
     """BatchNorm over the first `x.shape[1]` of its channels (affine parameters and running
-    statistics sliced alike), so that blocks of every expansion share one."""
+    statistics sliced alike), so that blocks of every expansion share one. NHWC on a CPU as
+    `ops.BatchNorm2d`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         if c == self.num_features:
             return super().forward(x)
+        return as_nchw(functools.partial(self._sliced, c), x)
+
+    def _sliced(self, c: int, x: torch.Tensor) -> torch.Tensor:
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
@@ -90,7 +97,7 @@ class InvertedResidual(nn.Module):
         self.bn2 = SlicedBatchNorm(hidden, affine=affine, track_running_stats=track)
         self.relu2 = nn.ReLU(inplace=False)
         self.project = nn.Conv2d(hidden, c_out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track)
+        self.bn3 = BatchNorm2d(c_out, affine=affine, track_running_stats=track)
 
     def forward(
         self, x: torch.Tensor, kernel_size: int | None = None, expansion: int | None = None
@@ -147,7 +154,7 @@ class ChainSuperNet(nn.Module):
         c = space.channels(space.stem_channels)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c, affine=affine, track_running_stats=track),
+            BatchNorm2d(c, affine=affine, track_running_stats=track),
             nn.ReLU(inplace=False),
         )
         ops = [parse_op(op) for op in space.ops if op != "skip"]
@@ -164,7 +171,7 @@ class ChainSuperNet(nn.Module):
         head = space.channels(space.head_channels)
         self.head = nn.Sequential(
             nn.Conv2d(space.chain[-1].c_out, head, 1, bias=False),
-            nn.BatchNorm2d(head, affine=affine, track_running_stats=track),
+            BatchNorm2d(head, affine=affine, track_running_stats=track),
         )
         self.head_relu = nn.ReLU(inplace=False)
         self.classifier = nn.Linear(head, num_classes)

@@ -66,7 +66,7 @@ def weights_hash(net: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(net.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:12]
 
 

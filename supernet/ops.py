@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,16 +22,22 @@ class BatchNorm2d(nn.BatchNorm2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.device.type != "cpu"
-            or x.dim() != 4
-            or x.is_contiguous()
-            or not x.is_contiguous(memory_format=torch.channels_last)
-        ):
-            return super().forward(x)
-        b, c, h, w = x.shape
-        y = super().forward(x.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1))
-        return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        return as_nchw(super().forward, x)
+
+
+def as_nchw(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`norm(x)` for a per-channel normalisation `norm`; an NHWC `x` on a CPU goes through as its
+    `(B*H*W, C, 1, 1)` NCHW view (see `BatchNorm2d`) and comes back NHWC."""
+    if (
+        x.device.type != "cpu"
+        or x.dim() != 4
+        or x.is_contiguous()
+        or not x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return norm(x)
+    b, c, h, w = x.shape
+    y = norm(x.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1))
+    return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 def batch_norm(channels: int, affine: bool, track_running_stats: bool) -> nn.BatchNorm2d:

@@ -68,3 +68,13 @@ def test_block_index_covers_every_relu():
     relus = [m for m in net.modules() if isinstance(m, torch.nn.ReLU)]
     assert set(index) == set(relus)
     assert max(index.values()) == 8 and index[net.head_relu] == 8
+
+
+def test_weights_hash_does_not_depend_on_memory_format() -> None:
+    # NHWC 1x1 convs have a last-dim stride that is not 1 even when contiguous: the digest must
+    # still be computable, and the same as in NCHW (a resumed evaluation compares it)
+    from supernet.module import weights_hash
+
+    net = SuperNet(NB201Space(C=4, N=1), num_classes=10)
+    before = weights_hash(net)
+    assert weights_hash(net.to(memory_format=torch.channels_last)) == before

@@ -60,3 +60,27 @@ def test_batch_norm_in_nhwc_is_nn_batch_norm(track: bool) -> None:
             torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
         for name, buf in ref.named_buffers():  # running statistics moved the same way
             torch.testing.assert_close(dict(ours.named_buffers())[name], buf, rtol=0, atol=1e-12)
+
+
+def test_sliced_batch_norm_in_nhwc_equals_nchw() -> None:
+    from supernet.chain_model import SlicedBatchNorm
+
+    torch.manual_seed(0)
+    a = SlicedBatchNorm(8, affine=True, track_running_stats=True).double()
+    with torch.no_grad():
+        a.weight.uniform_(0.5, 1.5)
+    b = SlicedBatchNorm(8, affine=True, track_running_stats=True).double()
+    b.load_state_dict(a.state_dict())
+    x = 2 * torch.randn(3, 5, 4, 6, dtype=torch.float64) - 1  # 5 of the 8 channels
+    x_nhwc = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x_nchw = x.clone().requires_grad_(True)
+    y_nhwc, y_nchw = a(x_nhwc), b(x_nchw)
+    assert y_nhwc.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y_nhwc, y_nchw, rtol=0, atol=1e-12)
+    g = torch.randn_like(x)
+    ga = torch.autograd.grad(y_nhwc, (x_nhwc, a.weight), g)
+    gb = torch.autograd.grad(y_nchw, (x_nchw, b.weight), g)
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v, rtol=0, atol=1e-10)
+    torch.testing.assert_close(a.running_mean, b.running_mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(a.running_var, b.running_var, rtol=0, atol=1e-12)

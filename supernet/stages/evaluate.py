@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -102,6 +103,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     net, record = load_supernet(cfg.ckpt_path, expected)
     net = net.to(device)
+    if cfg.evaluator.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     archs = chosen_archs(cfg, space, counts["num_archs"])
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
     data = instantiate(cfg.data, device=str(device))
