@@ -25,15 +25,20 @@ class BatchNorm2d(nn.BatchNorm2d):
         return as_nchw(super().forward, x)
 
 
+def is_nhwc(x: torch.Tensor) -> bool:
+    """Whether `x` is an image batch laid out NHWC (channels_last) and not also NCHW (as a tensor
+    with one channel or a 1x1 image is both)."""
+    return (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
 def as_nchw(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """`norm(x)` for a per-channel normalisation `norm`; an NHWC `x` on a CPU goes through as its
     `(B*H*W, C, 1, 1)` NCHW view (see `BatchNorm2d`) and comes back NHWC."""
-    if (
-        x.device.type != "cpu"
-        or x.dim() != 4
-        or x.is_contiguous()
-        or not x.is_contiguous(memory_format=torch.channels_last)
-    ):
+    if x.device.type != "cpu" or not is_nhwc(x):
         return norm(x)
     b, c, h, w = x.shape
     y = norm(x.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1))
@@ -129,8 +134,8 @@ class AvgPool3x3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         total = F.conv2d(x, box_kernel(c, x.device, x.dtype), padding=1, groups=c)
-        nhwc = not total.is_contiguous() and total.is_contiguous(memory_format=torch.channels_last)
-        return total / window_divisor(*total.shape[1:], total.device, total.dtype, nhwc)
+        divisor = window_divisor(*total.shape[1:], total.device, total.dtype, is_nhwc(total))
+        return total / divisor
 
 
 @functools.cache
