@@ -199,6 +199,46 @@ def test_shards_merge_to_the_single_process_file(tmp_path: Path) -> None:
     assert key(read(out)) == key(read(whole))  # vote included: it is ranked after the merge
 
 
+def test_worker_processes_write_the_rows_one_process_writes(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 7, seed=3)
+    opts = [f"archs={archs}", "proxies=[wrcor,meco,vote]"]
+    zeroshot(tmp_path, tmp_path / "one.csv", *opts, "zeroshot.workers=1")
+    out = tmp_path / "two.csv"
+    r = zeroshot(tmp_path, out, *opts, "zeroshot.workers=2")
+    assert r["workers"] == 2 and r["scored"] == r["total"] == 7
+    assert read(out) == read(tmp_path / "one.csv")  # to the bit and in order, vote included
+    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two.csv"]  # worker files folded in
+
+
+def test_a_stopped_run_s_worker_files_are_folded_in_not_rescored(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 6, seed=4)
+    opts = [f"archs={archs}", "proxies=[wrcor,params]"]
+    whole = tmp_path / "whole.csv"
+    zeroshot(tmp_path, whole, *opts)
+    out = tmp_path / "z.csv"
+    zeroshot(tmp_path, out, *opts, "zeroshot.limit=2")
+    rows = read(whole)
+    for k, part in enumerate((rows[4:5], rows[2:4])):  # two workers' files of a killed run
+        lines = [",".join(rows[0])] + [",".join(row.values()) for row in part]
+        (tmp_path / f"z.part-{k}.csv").write_text("\n".join(lines) + "\n")
+    r = zeroshot(tmp_path, out, *opts)
+    assert r["scored"] == 1 and r["total"] == 6  # only the arch no file held
+    assert read(out) == rows  # the same scores, in the listed order
+    assert not list(tmp_path.glob("z.part-*"))
+    (tmp_path / "z.part-0.csv").write_text("arch,other\nx,1\n")  # not this run's: left alone
+    with pytest.raises(DataError, match="not a results file of this run"):
+        zeroshot(tmp_path, out, *opts)
+    assert (tmp_path / "z.part-0.csv").read_text() == "arch,other\nx,1\n"
+
+
+def test_bad_worker_counts(tmp_path: Path) -> None:
+    archs = arch_csv(tmp_path / "archs.csv", 2)
+    for bad in ("0", "two"):
+        with pytest.raises(DataError, match=f"zeroshot.workers={bad}|zeroshot.workers='{bad}'"):
+            zeroshot(tmp_path, tmp_path / "z.csv", f"archs={archs}", f"zeroshot.workers={bad}")
+    assert not (tmp_path / "z.csv").exists()
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     out = tmp_path / "zs.csv"

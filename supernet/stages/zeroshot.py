@@ -18,8 +18,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import multiprocessing
+import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,33 +121,34 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # only proxies that read it (WRCor) run under bf16, and only their files record it
     bf16 = resolve_bf16("zeroshot.bf16", zs.get("bf16", False), device)
     bf16 = bf16 and reads_bf16(names)
-    exact_fp32(device)
+    workers = check_workers(zs.get("workers", 1), device)
     archs = listed_archs(cfg, space, limit)
     out_path = shard_path(cfg.out, cfg.shard, cfg.num_shards)
-    data = instantiate(cfg.data, device="cpu", resolution=0)  # see NASDataModule's `resolution`
-    data.setup()
-    scorers = [scorer(cfg.seed + j, scoring, data, zs.batch_size, device) for j in range(repeats)]
-    ctx = ProxyContext(scoring, data.input_shape, data.num_classes, bf16=bf16)
     fixed = {  # a file's scores share these; a bf16 or repeated file has the column: never mixed
         "seed": cfg.seed,
-        "data": data.name,
+        "data": str(cfg.data.name),
         **({"bf16": True} if bf16 else {}),
         **({"repeats": repeats} if repeats > 1 else {}),
         **({"cells": scoring.N} if scoring is not space else {}),
     }
     columns = ["arch", *names] + (["vote"] if vote_of else []) + list(fixed)
     out = ResultsCSV(out_path, columns, fixed=fixed)
+    listed = [space.to_str(a) for a in archs]
+    fold_parts(out, listed)  # rows an earlier run's workers wrote before it was stopped
     write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
-    todo = [a for a in archs if space.to_str(a) not in out]
+    todo = [a for a in listed if a not in out]
+    workers = resolve_workers(workers, device, cfg.num_shards, len(todo))
+    job = ScoringJob(
+        OmegaConf.to_container(cfg, resolve=True), names, columns, fixed, bf16, vote=bool(vote_of)
+    )
     t0 = time.perf_counter()
     bar = bool(cfg.progress) and sys.stdout.isatty()
     done = len(archs) - len(todo)
     with LogProgress("zero-shot scores", len(archs), log, done, bar=bar) as progress:
-        for chunk in mean_scores(scorers, todo, names, ctx, chunk=zs.chunk):
-            for arch, scores in chunk:
-                row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
-                out.append({**row, "vote": ""} if vote_of else row)
-            progress.advance(len(chunk))
+        if workers > 1:
+            ridge = score_in_workers(job, todo, out, workers, progress)
+        else:
+            ridge = job.score(todo, out, progress.advance)
     elapsed = time.perf_counter() - t0
     if vote_of and len(out) and cfg.num_shards == 1:
         write_vote(out_path, names, vote_of)
@@ -154,9 +159,171 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "archs": len(archs),
         "repaired": out.repaired,
         "ms_per_arch": 1e3 * elapsed / max(1, len(todo)),
-        "ridge": ctx.counts(),
+        "ridge": ridge,
         "device": str(device),
+        "workers": workers,
     }
+
+
+@dataclass
+class ScoringJob:
+    """What scoring a list of archs into a results file needs, in a form a spawned worker process
+    can be handed: the resolved config, the proxies, the file's columns and fixed values."""
+
+    cfg: dict
+    names: list[str]
+    columns: list[str]
+    fixed: dict[str, Any]
+    bf16: bool
+    vote: bool
+
+    def score(
+        self, archs: list[str], out: ResultsCSV, advance: Callable[[int], Any]
+    ) -> dict[str, int]:
+        """Scores `archs` (arch strings) into `out`, a row as each chunk is read back; returns the
+        ridge counts."""
+        if not archs:
+            return {}
+        cfg = OmegaConf.create(self.cfg)
+        zs = cfg.zeroshot
+        space = instantiate(cfg.space)
+        scoring = scoring_space(space, zs.get("cells"))
+        device = resolve_device(cfg.device)
+        exact_fp32(device)
+        data = instantiate(
+            cfg.data, device="cpu", resolution=0
+        )  # see NASDataModule's `resolution`
+        data.setup()
+        repeats = int(zs.get("repeats", 1))
+        scorers = [
+            scorer(cfg.seed + j, scoring, data, zs.batch_size, device) for j in range(repeats)
+        ]
+        ctx = ProxyContext(scoring, data.input_shape, data.num_classes, bf16=self.bf16)
+        todo = [space.parse(a) for a in archs]
+        for chunk in mean_scores(scorers, todo, self.names, ctx, chunk=zs.chunk):
+            for arch, scores in chunk:
+                row = {"arch": space.to_str(arch), **{n: f"{v:.12g}" for n, v in scores.items()}}
+                out.append({**row, "vote": ""} if self.vote else row)
+            advance(len(chunk))
+        return ctx.counts()
+
+
+# `zeroshot.workers=auto`: below this many archs to score, one process (a worker costs a few
+# seconds to start); at most this many workers (each holds its own copy of the training images).
+AUTO_MIN_ARCHS = 500
+AUTO_MAX_WORKERS = 8
+
+
+def check_workers(value: Any, device: torch.device) -> int | None:
+    """`zeroshot.workers` checked before anything runs: an int, or None for auto.
+
+    Raises:
+        DataError: not `auto` or an integer >= 1; above 1 on a GPU.
+    """
+    if str(value) == "auto":
+        return None
+    n = check_count("zeroshot.workers", value, 1, "processes scoring archs on the CPU, or auto")
+    if n > 1 and device.type != "cpu":
+        raise DataError(
+            f"zeroshot.workers={n} on {device}: expected 1 (or auto) on a GPU; worker processes "
+            "split the archs between CPU cores"
+        )
+    return n
+
+
+def resolve_workers(workers: int | None, device: torch.device, num_shards: int, todo: int) -> int:
+    """How many processes score `todo` archs: `workers` (`check_workers`'s), or for auto (None)
+    one per usable core on a CPU, for 500 archs or more and when no launcher has sharded the run
+    already; else 1.
+
+    The networks are small, so a CPU core scores more archs as its own single-threaded process
+    than as a second intra-op thread: the CPU preset's WRCor + MeCo at five cells per stage, 2
+    processes of 1 thread against 1 of 2 threads, 86.8 against 122.7 ms per arch on 2 cores, with
+    the same scores to the bit (BENCHMARKS.md, issue 16).
+    """
+    if workers is None:
+        if device.type != "cpu" or num_shards > 1 or todo < AUTO_MIN_ARCHS:
+            return 1
+        cores = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+        workers = min(cores or 1, AUTO_MAX_WORKERS)
+    return max(1, min(workers, todo))
+
+
+def part_path(out: Path, k: int) -> Path:
+    """Where worker `k` writes its rows: beside the results file, named after it."""
+    return out.with_name(f"{out.stem}.part-{k}{out.suffix}")
+
+
+def fold_parts(out: ResultsCSV, order: list[str]) -> int:
+    """Moves the rows of the worker files beside `out` (`<stem>.part-K<suffix>`) into `out`, in
+    the order of the arch strings `order` (so the file does not depend on how many workers wrote
+    it), and removes those files; returns how many rows were new. A worker file of other settings
+    is refused, untouched, as `out` itself would be."""
+    paths = sorted(out.path.parent.glob(f"{out.path.stem}.part-*{out.path.suffix}"))
+    rows: dict[str, dict[str, str]] = {}
+    for path in paths:
+        with ResultsCSV(path, out.columns, out.key, out.fixed) as part:
+            rows.update((k, row) for k, row in part.rows.items() if k not in out)
+    position = {a: i for i, a in enumerate(order)}
+    for key in sorted(rows, key=lambda k: position.get(k, len(position))):
+        out.append(rows[key])
+    for path in paths:
+        path.unlink()
+    return len(rows)
+
+
+def data_rows(path: Path) -> int:
+    """Complete rows in a results file being written (0 before its header)."""
+    try:
+        return max(0, path.read_bytes().count(b"\n") - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def score_part(job: ScoringJob, archs: list[str], path: str, threads: int) -> dict[str, int]:
+    """One worker process: scores `archs` into its own file with `threads` torch threads; returns
+    the ridge counts (None when stopped by Ctrl-C, which reaches every process)."""
+    torch.set_num_threads(threads)
+    try:
+        with ResultsCSV(path, job.columns, fixed=job.fixed) as out:
+            return job.score(archs, out, lambda n: None)
+    except KeyboardInterrupt:
+        return None
+
+
+def score_in_workers(
+    job: ScoringJob, archs: list[str], out: ResultsCSV, workers: int, progress: LogProgress
+) -> dict[str, int]:
+    """Scores `archs` in `workers` spawned processes, every `workers`-th arch each, and folds
+    their files into `out`, also when one fails or the run is stopped; returns the summed ridge
+    counts. A score depends only on (arch, seed, batch), so the rows are those one process would
+    write, in another order."""
+    threads = max(1, torch.get_num_threads() // workers)
+    paths = [part_path(out.path, k) for k in range(workers)]
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    try:
+        with context.Pool(workers) as pool:
+            pending = [
+                pool.apply_async(score_part, (job, archs[k::workers], str(paths[k]), threads))
+                for k in range(workers)
+            ]
+            seen = 0
+            while not all(p.ready() for p in pending):
+                time.sleep(1.0)
+                now = sum(data_rows(p) for p in paths)
+                progress.advance(now - seen)
+                seen = now
+            counts = [p.get() for p in pending]  # a worker's exception is raised here
+            progress.advance(sum(data_rows(p) for p in paths) - seen)
+    finally:
+        fold_parts(out, archs)
+    total: dict[str, int] = {}
+    for c in counts:
+        for key, v in (c or {}).items():
+            total[key] = total.get(key, 0) + v
+    return total
 
 
 def scorer(
@@ -241,8 +408,10 @@ def report(cfg: DictConfig, r: dict[str, Any]) -> None:
         log.info(f"{cfg.num_shards} shard files merged: {r['total']} archs in {r['out']}")
         return
     # only the log-det proxies (WRCor, NASWOT) ridge anything
+    workers = f", {r['workers']} processes" if r.get("workers", 1) > 1 else ""
     ridged = f"; ridged log dets: {r['ridge']}" if r["ridge"] else ""
     log.info(
-        f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}), "
+        f"{r['scored']} archs scored ({r['ms_per_arch']:.1f} ms/arch on {r['device']}"
+        f"{workers}), "
         f"{r['total']} in {r['out']}{ridged}"
     )
