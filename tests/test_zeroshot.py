@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import math
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from supernet.chain_space import ChainSpace
 from supernet.space import NB201Space
 from supernet.stages.zeroshot import report, run, scoring_space
 from supernet.utils import DataError
-from tests.conftest import data_lines, kill_when, make_cfg
+from tests.conftest import data_lines, kill_when, make_cfg, signal_when
 
 SPACE = NB201Space(C=4, N=1)
 
@@ -258,3 +261,39 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     final = read(out)
     assert len(final) == 200 == len({row["arch"] for row in final})
     assert final[: len(killed)] == killed and r["scored"] == 200 - len(killed)
+
+
+@pytest.mark.slow
+def test_workers_outlive_no_killed_parent_and_the_rerun_folds_their_rows(tmp_path: Path) -> None:
+    out = tmp_path / "zs.csv"
+    opts = ["archs=all", "zeroshot.limit=120", "proxies=[wrcor]"]
+    args = ["debug=tiny", *opts, "zeroshot.workers=2", "zeroshot.chunk=1", f"out={out}"]
+    parts = [tmp_path / "zs.part-0.csv", tmp_path / "zs.part-1.csv"]
+    ended = signal_when(  # the parent alone, as `kill -9 PID` would
+        "zeroshot.py",
+        [*args, f"hydra.run.dir={tmp_path / 'run'}"],
+        lambda: sum(data_lines(p) for p in parts) >= 4,
+        sig=signal.SIGKILL,
+    )
+    assert ended.returncode == -signal.SIGKILL
+    deadline = time.time() + 60
+    while time.time() < deadline and any(locked(p) for p in parts):
+        time.sleep(0.5)  # each worker sees its parent gone after its current arch
+    assert not any(locked(p) for p in parts)
+    written = sum(data_lines(p) for p in parts)
+    assert 4 <= written < 120
+    r = zeroshot(tmp_path, out, *opts)
+    final = read(out)
+    assert len(final) == 120 == len({row["arch"] for row in final})
+    assert r["scored"] == 120 - written and not list(tmp_path.glob("zs.part-*"))
+
+
+def locked(path: Path) -> bool:
+    """Whether another process holds `path`'s lock (a ResultsCSV writing it)."""
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False

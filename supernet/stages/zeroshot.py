@@ -282,13 +282,22 @@ def data_rows(path: Path) -> int:
         return 0
 
 
-def score_part(job: ScoringJob, archs: list[str], path: str, threads: int) -> dict[str, int]:
+def score_part(
+    job: ScoringJob, archs: list[str], path: str, threads: int, parent: int
+) -> dict[str, int] | None:
     """One worker process: scores `archs` into its own file with `threads` torch threads; returns
-    the ridge counts (None when stopped by Ctrl-C, which reaches every process)."""
+    the ridge counts (None when stopped by Ctrl-C, which reaches every process). A worker whose
+    `parent` process has died (SIGKILL, or a plain `kill`) exits after its current chunk: its
+    rows are on disk, and the next run folds them in."""
     torch.set_num_threads(threads)
+
+    def orphaned(n: int) -> None:
+        if os.getppid() != parent:
+            os._exit(1)  # every row is one write already made; the OS releases the file's lock
+
     try:
         with ResultsCSV(path, job.columns, fixed=job.fixed) as out:
-            return job.score(archs, out, lambda n: None)
+            return job.score(archs, out, orphaned)
     except KeyboardInterrupt:
         return None
 
@@ -306,7 +315,9 @@ def score_in_workers(
     try:
         with context.Pool(workers) as pool:
             pending = [
-                pool.apply_async(score_part, (job, archs[k::workers], str(paths[k]), threads))
+                pool.apply_async(
+                    score_part, (job, archs[k::workers], str(paths[k]), threads, os.getpid())
+                )
                 for k in range(workers)
             ]
             seen = 0
