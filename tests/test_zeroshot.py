@@ -38,7 +38,7 @@ def read(path: Path) -> list[dict[str, str]]:
 
 
 def zeroshot(tmp_path: Path, out: Path, *overrides: str) -> dict:
-    cfg = make_cfg("zeroshot", tmp_path, [f"out={out}", "progress=false", *overrides])
+    cfg = make_cfg("zeroshot", tmp_path, [f"out='{out}'", "progress=false", *overrides])
     result = run(cfg)
     report(cfg, result)  # what the command logs at the end, for every kind of run (a merge too)
     return result
@@ -218,20 +218,20 @@ def test_a_stopped_run_s_worker_files_are_folded_in_not_rescored(tmp_path: Path)
     opts = [f"archs={archs}", "proxies=[wrcor,params]"]
     whole = tmp_path / "whole.csv"
     zeroshot(tmp_path, whole, *opts)
-    out = tmp_path / "z.csv"
+    out = tmp_path / "z[1].csv"  # a name glob would read as a pattern
     zeroshot(tmp_path, out, *opts, "zeroshot.limit=2")
     rows = read(whole)
     for k, part in enumerate((rows[4:5], rows[2:4])):  # two workers' files of a killed run
         lines = [",".join(rows[0])] + [",".join(row.values()) for row in part]
-        (tmp_path / f"z.part-{k}.csv").write_text("\n".join(lines) + "\n")
+        (tmp_path / f"z[1].part-{k}.csv").write_text("\n".join(lines) + "\n")
     r = zeroshot(tmp_path, out, *opts)
     assert r["scored"] == 1 and r["total"] == 6  # only the arch no file held
     assert read(out) == rows  # the same scores, in the listed order
-    assert not list(tmp_path.glob("z.part-*"))
-    (tmp_path / "z.part-0.csv").write_text("arch,other\nx,1\n")  # not this run's: left alone
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("z[")) == ["z[1].csv"]
+    (tmp_path / "z[1].part-0.csv").write_text("arch,other\nx,1\n")  # not this run's: left alone
     with pytest.raises(DataError, match="not a results file of this run"):
         zeroshot(tmp_path, out, *opts)
-    assert (tmp_path / "z.part-0.csv").read_text() == "arch,other\nx,1\n"
+    assert (tmp_path / "z[1].part-0.csv").read_text() == "arch,other\nx,1\n"
 
 
 def test_bad_worker_counts(tmp_path: Path) -> None:

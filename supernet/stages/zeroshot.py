@@ -16,6 +16,7 @@ kill.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import logging
 import multiprocessing
@@ -261,7 +262,8 @@ def fold_parts(out: ResultsCSV, order: list[str]) -> int:
     the order of the arch strings `order` (so the file does not depend on how many workers wrote
     it), and removes those files; returns how many rows were new. A worker file of other settings
     is refused, untouched, as `out` itself would be."""
-    paths = sorted(out.path.parent.glob(f"{out.path.stem}.part-*{out.path.suffix}"))
+    stem, suffix = glob.escape(out.path.stem), glob.escape(out.path.suffix)
+    paths = sorted(out.path.parent.glob(f"{stem}.part-[0-9]*{suffix}"))
     rows: dict[str, dict[str, str]] = {}
     for path in paths:
         with ResultsCSV(path, out.columns, out.key, out.fixed) as part:
