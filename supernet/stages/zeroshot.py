@@ -191,9 +191,8 @@ class ScoringJob:
         scoring = scoring_space(space, zs.get("cells"))
         device = resolve_device(cfg.device)
         exact_fp32(device)
-        data = instantiate(
-            cfg.data, device="cpu", resolution=0
-        )  # see NASDataModule's `resolution`
+        # the stored images, whatever data.resolution says: see NASDataModule's `resolution`
+        data = instantiate(cfg.data, device="cpu", resolution=0)
         data.setup()
         repeats = int(zs.get("repeats", 1))
         scorers = [
