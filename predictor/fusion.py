@@ -86,9 +86,9 @@ def fuse_weighted(
     rule: str = "softmin",
     beta: float = 1.0,
     trust: str | None = None,
-) -> tuple[np.ndarray, float]:
-    """One whole-space score from several higher-is-better columns, and the `trust` column's
-    weight (1.0 without one).
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One whole-space score from several higher-is-better columns, and each column's weight
+    (every one 1.0 without `trust`).
 
     Args:
         columns: name -> `(n,)` scores (a prediction, zero-shot scores, live params).
@@ -98,29 +98,37 @@ def fuse_weighted(
             few-shot supernet, three draws; six of our CPU supernets), the default fusion ranked
             best at 0.75-1.5 and never worse than at 2, the value fixed before any measurement
             (BENCHMARKS.md, issue 18).
-        trust: a column whose weight w is the square of its `agreement` a with the others (every
-            other column weighs 1): in the one-factor model a^2 is the share of the column's
-            variance the common cause explains, its reliability. A prediction from a supernet
-            that ranks nothing drops out of the fusion instead of dragging it below the free
-            signals. a^2 against a: +0.002 on average over 20 fits of real supernet files never
-            used to choose it (BENCHMARKS.md, issue 18). None: all weigh 1.
+        trust: a column (the prediction) whose weight w is the square of its `agreement` a with
+            the others: in the one-factor model a^2 is the share of the column's variance the
+            common cause explains, its reliability. A prediction from a supernet that ranks
+            nothing drops out of the fusion instead of dragging it below the free signals. When
+            three or more columns remain, every other column is weighed by its own reliability
+            the same way (with two, a one-factor model cannot tell them apart: they weigh 1), so
+            a weak zero-shot score counts less than a strong one. None: all weigh 1. See
+            BENCHMARKS.md, issue 18, for what each step gained on real supernet files.
 
     Shapes:
         each column `(n,)` -> score `(n,)` float64.
     """
     _check_fusion(columns, rule, beta, trust)
+    names = list(columns)
     z = np.stack([normal_scores(col) for col in columns.values()], axis=1)
     w = np.ones(z.shape[1])
-    weight = 1.0
-    if trust is not None and len(columns) > 1:
-        k = list(columns).index(trust)
-        w[k] = weight = agreement(z, k) ** 2
-        z, w = z[:, w > 0], w[w > 0]
+    if trust is not None and len(names) > 1:
+        k = names.index(trust)
+        w[k] = agreement(z, k) ** 2
+        kept = np.flatnonzero(w > 0)
+        if len(kept) >= 3 and k in kept:
+            reliable = np.array([agreement(z[:, kept], j) ** 2 for j in range(len(kept))])
+            if (reliable[kept != k] > 0).any():  # not every free signal disagreeing
+                w[kept[kept != k]] = reliable[kept != k]
+    weights = dict(zip(names, w.tolist()))
+    z, w = z[:, w > 0], w[w > 0]
     if rule == "mean":
-        return z @ w / w.sum(), weight
+        return z @ w / w.sum(), weights
     low = z.min(axis=1, keepdims=True)  # log-sum-exp shifted by the minimum: no overflow
     soft = low[:, 0] - np.log((w * np.exp(-beta * (z - low))).sum(axis=1) / w.sum()) / beta
-    return soft, weight
+    return soft, weights
 
 
 def _check_fusion(

@@ -83,8 +83,8 @@ def _top_table(top: Sequence[Mapping[str, Any]], score_column: str) -> list[str]
 
 def fusion_line(fit_metrics: Mapping[str, Any]) -> str:
     """What the table ranks by (empty when the fit did not fuse): the fused columns and the weight
-    the prediction got for agreeing with them (`predictor.fusion.agreement`, squared). Weight 0
-    reads as a warning: the supernet added nothing to the answer."""
+    each got for agreeing with the others (`predictor.fusion.agreement`, squared). The
+    prediction's weight 0 reads as a warning: the supernet added nothing to the answer."""
     trust, cols = fit_metrics.get("fit/trust"), fit_metrics.get("fit/vote_with")
     if not isinstance(trust, float) or not cols:
         return ""
@@ -95,6 +95,12 @@ def fusion_line(fit_metrics: Mapping[str, Any]) -> str:
             f"0: the table ranks by {names} alone, and the supernet added nothing to this answer"
         )
     rule = fit_metrics.get("fit/vote_rule", "softmin")
+    weights = fit_metrics.get("fit/weights") or {}
+    if any(weights.get(c, 1.0) != 1.0 for c in cols):  # every signal weighed by its agreement
+        each = ", ".join(f"{c} {weights[c]:.2f}" for c in ["predicted", *cols])
+        return (
+            f"{rule} of the prediction and {names}, each weighed by its agreement, squared: {each}"
+        )
     return f"{rule} of the prediction (weight {trust:.2f}: its agreement, squared) and {names}"
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from scipy.stats import kendalltau
 
 from predictor.budgets import pareto_front
-from predictor.fusion import fuse
+from predictor.fusion import fuse_weighted
 from predictor.io import read_samples
 from predictor.stages import fit, query
 from predictor.table import cost_columns, load_checkpoint
@@ -244,7 +244,9 @@ def test_vote_with_ranks_the_table_by_the_fusion(tmp_path: Path) -> None:
     wrcor = (np.bincount(classes, wrcor) / np.bincount(classes))[classes]
     costs = cost_columns(SPACE, (1, 8, 8), 10)
     live = costs[live_index(SPACE), 1]
-    expected = fuse({"p": predicted, "w": wrcor[index], "c": live[index]}, rule="mean")
+    columns = {"predicted": predicted, "wrcor": wrcor[index], "params_M": live[index]}
+    expected, weights = fuse_weighted(columns, rule="mean", trust="predicted")
+    assert out["metrics"]["fit/weights"] == pytest.approx(weights, rel=1e-4)  # predicted: 6 digits
     score = np.array([float(r["score"]) for r in rows])
     # the table's predicted is rounded to 6 digits, which ties a few archs: scores agree closely
     assert np.abs(score - expected).max() < 0.01

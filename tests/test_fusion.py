@@ -161,12 +161,31 @@ def test_a_prediction_that_disagrees_with_the_free_signals_drops_out() -> None:
     alone = fuse(free)
     with_bad = fuse({"g": bad, **free}, trust="g")
     assert np.allclose(with_bad, alone)  # weight 0: exactly the free fusion
-    assert fuse_weighted({"g": bad, **free}, trust="g")[1] == 0.0
+    assert fuse_weighted({"g": bad, **free}, trust="g")[1] == {"g": 0.0, "w": 1.0, "p": 1.0}
     assert kendalltau(fuse({"g": bad, **free}), truth)[0] < kendalltau(alone, truth)[0] - 0.05
     z = np.stack([normal_scores(c) for c in (good, *free.values())], axis=1)
     assert 0.7 < agreement(z, 0) <= 1.0  # its loading on the common factor (true: 0.82)
-    trusted, weight = fuse_weighted({"g": good, **free}, trust="g")
-    assert weight == pytest.approx(agreement(z, 0) ** 2)  # its reliability: the loading squared
+    trusted, weights = fuse_weighted({"g": good, **free}, trust="g")
+    assert weights["g"] == pytest.approx(agreement(z, 0) ** 2)  # its reliability: loading squared
     assert kendalltau(trusted, truth)[0] > kendalltau(alone, truth)[0]
     with pytest.raises(ValueError, match="trust"):
         fuse(free, trust="g")
+
+
+def test_with_three_signals_each_weighs_its_reliability_and_a_weak_one_counts_less() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.standard_normal(4000)
+    columns = {
+        "g": truth + 0.8 * rng.standard_normal(4000),  # the prediction
+        "strong": truth + 0.6 * rng.standard_normal(4000),
+        "weak": truth + 1.2 * rng.standard_normal(4000),
+    }
+    score, weights = fuse_weighted(columns, trust="g")
+    z = np.stack([normal_scores(c) for c in columns.values()], axis=1)
+    assert [weights[c] for c in columns] == pytest.approx([agreement(z, j) ** 2 for j in range(3)])
+    assert weights["strong"] > weights["g"] > weights["weak"]  # true loadings 0.86, 0.78, 0.64
+    tau = lambda v: kendalltau(v, truth)[0]  # noqa: E731
+    assert tau(score) > tau(fuse(columns)) + 0.01  # every signal weighing 1
+    assert tau(score) > max(tau(c) for c in columns.values())  # beats each of its inputs
+    two, two_weights = fuse_weighted({"g": columns["g"], "weak": columns["weak"]}, trust="g")
+    assert two_weights["weak"] == 1.0  # two columns: one factor cannot tell them apart

@@ -16,7 +16,8 @@ cell computes (dead ops cost nothing), each higher-is-better; the prediction sta
 column. The default `vote_with=auto` takes the `wrcor` and `meco` columns of `features` when it
 has both, else params_M and whichever of them it has (every zero-shot column but params / flops /
 vote when it has neither); `vote_with=[]` ranks by the prediction alone. The prediction weighs
-by its agreement with those columns, squared (`fit/trust`).
+by its agreement with those columns, squared (`fit/trust`); with three or more columns, so does
+each of the others (`fit/weights`).
 A features CSV needs one row per class of archs that compute the same function.
 
 A space too large to list (`space.enumerable` false: the 20-layer chain) gets the checkpoint, plot
@@ -181,9 +182,11 @@ def write_lookup_table(
     final, extra = fitted.scores, {}
     if inputs.voters:  # the table ranks by the vote; the prediction stays beside it
         columns = {"predicted": fitted.scores, **inputs.voters}
-        final, fitted.metrics["fit/trust"] = fuse_weighted(
+        final, weights = fuse_weighted(
             columns, cfg.vote_rule, float(cfg.vote_beta), trust="predicted"
         )
+        fitted.metrics["fit/trust"] = weights["predicted"]
+        fitted.metrics["fit/weights"] = weights
         fitted.metrics["fit/vote_with"] = list(inputs.voters)
         fitted.metrics["fit/vote_rule"] = cfg.vote_rule
         extra["predicted"] = fitted.scores
