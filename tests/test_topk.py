@@ -145,6 +145,13 @@ def test_summary_names_stages_refs_tau_and_warns(tmp_path) -> None:
         tmp_path, {"fit": 5.0}, None, 10, {**fused, "fit/trust": 0.0}, []
     )
     assert len(warnings) == 1 and "added nothing" in warnings[0] and "WARNING" in text
+    weights = {"predicted": 0.84, "params_M": 0.9, "wrcor": 0.7}
+    text, _ = build_summary(
+        tmp_path, {"fit": 5.0}, None, 10, {**fused, "fit/weights": weights}, []
+    )
+    assert (
+        "each weighed by its agreement, squared: predicted 0.84, params_M 0.90, wrcor 0.70" in text
+    )
 
 
 def test_progress_logs_lines_without_a_terminal(caplog) -> None:
