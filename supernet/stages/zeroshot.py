@@ -136,12 +136,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = ResultsCSV(out_path, columns, fixed=fixed)
     listed = [space.to_str(a) for a in archs]
     fold_parts(out, listed)  # rows an earlier run's workers wrote before it was stopped
-    write_run_info(out_path.parent, "zeroshot", OmegaConf.to_container(cfg, resolve=True))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    write_run_info(out_path.parent, "zeroshot", resolved)
     todo = [a for a in listed if a not in out]
     workers = resolve_workers(workers, device, cfg.num_shards, len(todo))
-    job = ScoringJob(
-        OmegaConf.to_container(cfg, resolve=True), names, columns, fixed, bf16, vote=bool(vote_of)
-    )
+    job = ScoringJob(resolved, names, columns, fixed, bf16, vote=bool(vote_of))
     t0 = time.perf_counter()
     bar = bool(cfg.progress) and sys.stdout.isatty()
     done = len(archs) - len(todo)
