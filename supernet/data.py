@@ -146,6 +146,33 @@ def downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], *size))
 
 
+FOLD_SEED = (
+    0  # the folds' shuffle: fixed, so every arch and training seed is tested on the same images
+)
+
+
+def cross_fold(a: Arrays, folds: int, fold: int) -> Arrays:
+    """Fold `fold` of `folds`-fold cross-validation over all of `a`'s images (training and test
+    pooled, shuffled once with `FOLD_SEED`): that fold is the test split, the rest the training
+    set. The folds partition the images, so `folds` runs test every image once.
+
+    Raises:
+        DataError: `folds` below 2 or above the image count, or `fold` outside `0..folds-1`.
+    """
+    x = torch.cat([a.x_train, a.x_test])
+    y = torch.cat([a.y_train, a.y_test])
+    folds = check_count("data.folds", folds, 2, "K-fold cross-validation over every image")
+    if folds > len(y):
+        raise DataError(f"data.folds={folds}: expected at most the {len(y)} images of {a.name}")
+    if not 0 <= check_count("data.fold", fold, 0) < folds:
+        raise DataError(f"data.fold={fold}: expected 0..{folds - 1} (data.folds={folds})")
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(FOLD_SEED))
+    parts = list(torch.tensor_split(perm, folds))
+    test = parts.pop(fold)
+    train = torch.cat(parts).sort().values  # the stored order: only the test images leave
+    return replace(a, x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+
+
 def load_arrays(name: str, root: str | None = None, download: bool = False) -> Arrays:
     if name == "digits":
         return load_digits()
@@ -286,6 +313,9 @@ class NASDataModule(pl.LightningDataModule):
             (at 16x16 MeCo ranked 600 random NB201 classes at Kendall 0.657 against 0.685 at
             32x32; BENCHMARKS.md). The costs the stages report stay those of `input_shape`.
         seed: split and shuffle seed.
+        folds, fold: with `folds` >= 2, the test split is fold `fold` of a `folds`-fold
+            cross-validation over every image (`cross_fold`), the training set the rest; 0: the
+            data's own test split. `scripts/retrain.py folds=K` sets them, one network per fold.
         device: where the data live: `auto` (the trainer's device, else CPU), `cpu`, `cuda`.
     """
 
@@ -306,6 +336,8 @@ class NASDataModule(pl.LightningDataModule):
         resolution: int = 0,
         seed: int = 0,
         device: str = "auto",
+        folds: int = 0,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         if not 0.0 < heldout_fraction < 1.0:
@@ -330,6 +362,12 @@ class NASDataModule(pl.LightningDataModule):
         )
         self.val_images, self.pad, self.flip = val_images, pad, flip
         self.limit_train, self.seed, self.device = limit_train, seed, device
+        self.folds = check_count("data.folds", folds, 0, "0: the data's own test split")
+        self.fold = check_count("data.fold", fold, 0)
+        if self.folds == 1 or (self.folds and self.fold >= self.folds):
+            raise DataError(
+                f"data.folds={folds}, data.fold={fold}: expected folds 0 or >= 2 and fold below it"
+            )
         self.arrays: Arrays | None = None
 
     @property
@@ -343,6 +381,8 @@ class NASDataModule(pl.LightningDataModule):
     def _arrays(self) -> Arrays:
         if self.arrays is None:
             a = load_arrays(self.name, self.root, self.download)
+            if self.folds:
+                a = cross_fold(a, self.folds, self.fold)
             found = {"num_classes": a.num_classes, "input_shape": a.input_shape}
             for key, want in self.expected.items():
                 if want is not None and found[key] != want:

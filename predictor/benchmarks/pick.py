@@ -10,6 +10,10 @@ rerun (a `best_arch.json` / `retrain.json` already in place). It writes `benchma
 
     nas-bench-pick --seeds 0 1 2 --num-random 10 --out /tmp/pick
 
+With `--folds K` every retrain is `nas-retrain ... folds=K`: K networks, tested on the K folds of
+all the images, so an accuracy is measured on every image (digits: 1,797, against its 300-image
+test split) and averages K trainings.
+
 It stays argparse, not Hydra: it composes no config of its own, it orchestrates the runs of two
 Hydra commands (each with its own config and output folder).
 """
@@ -79,6 +83,7 @@ def retrain(opts: argparse.Namespace, arch: str, seed: int, name: str) -> float:
         folder.parent.mkdir(parents=True, exist_ok=True)
         value = arch if arch.endswith(".json") else f"'{arch}'"
         args = [*opts.prefix, "-c", ENTRY["retrain"], f"arch={value}", f"seed={seed}"]
+        args += [f"folds={opts.folds}"] if opts.folds > 1 else []
         args.append(f"hydra.run.dir={folder}")
         call(args, folder.parent / f"{name}.log", opts.env, opts.tries, opts.wait_s)
     return float(json.loads(result.read_text())["test_acc"])
@@ -165,6 +170,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--num-random", type=int, default=10)
     p.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        help="retrain with folds=K: K-fold cross-validation over every image (1: the test split)",
+    )
+    p.add_argument(
         "--out", default="outputs/benchmark_pick", help="relative to the current folder"
     )
     p.add_argument("--python", default=sys.executable)
@@ -173,6 +184,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tries", type=int, default=3)
     p.add_argument("--wait-s", type=float, default=60.0)
     opts = p.parse_args(argv)
+    if opts.folds < 1:
+        p.error(f"--folds {opts.folds}: expected 1 (the test split) or more")
     opts.prefix = ([] if opts.no_nice else ["nice"]) + [opts.python]
     opts.env = dict(os.environ)
     if opts.threads:

@@ -69,9 +69,17 @@ def run(
         "ckpt_path": ckpt,
         "metrics": metrics,
         "test": {k: float(v) for k, v in tested.items()},
+        "test_images": test_images(datamodule) if test else 0,
         "output_dir": str(out),
         "bad_steps": module.bad_steps,
     }
+
+
+def test_images(datamodule: pl.LightningDataModule) -> int:
+    """How many images the test split holds (all of them, whichever ranks tested them)."""
+    if not hasattr(datamodule, "splits"):  # a launcher whose ranks ran in other processes
+        datamodule.setup("test")
+    return len(datamodule.splits["test"][1])
 
 
 def check_logger_packages(loggers: Any) -> None:
