@@ -76,6 +76,27 @@ def test_retrain_reuses_a_finished_result_and_quotes_arch_strings(tmp_path, monk
     assert retrain(opts, "|none~0|", 0, "random_00") == 50.0
     assert "arch='|none~0|'" in calls[0] and "seed=0" in calls[0]
     assert calls[0][:4] == ["nice", opts.python, "-c", ENTRY["retrain"]]
+    assert not any(a.startswith("folds=") for a in calls[0])
+
+
+def test_folds_go_to_every_retrain_and_a_bad_count_exits_2(tmp_path, monkeypatch, capsys):
+    opts = parse(["--out", str(tmp_path), "--threads", "0", "--folds", "5"])
+    calls = []
+
+    def fake_call(args, log, env, tries, wait_s):
+        calls.append(args)
+        folder = tmp_path / "retrain_1" / "top1"
+        (folder / "fold-0").mkdir(parents=True)
+        (folder / "fold-0" / "train_run.json").write_text(json.dumps({"git": "abc"}))
+        (folder / "retrain.json").write_text(json.dumps({"test_acc": 97.5}))
+
+    monkeypatch.setattr("predictor.benchmarks.pick.call", fake_call)
+    assert retrain(opts, "best_arch.json", 1, "top1") == 97.5
+    assert calls[0][-2:] == ["folds=5", f"hydra.run.dir={tmp_path / 'retrain_1' / 'top1'}"]
+    assert commits(tmp_path, 1) == ["abc"]  # the fold's record (no main job here)
+    with pytest.raises(SystemExit) as err:
+        parse(["--folds", "0"])
+    assert err.value.code == 2 and "--folds 0: expected 1" in capsys.readouterr().err
 
 
 def test_call_retries_then_raises(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.data import NASDataModule, downsample, load_cifar10, load_digits
+from supernet.data import NASDataModule, cross_fold, downsample, load_cifar10, load_digits
 from supernet.utils import DataError
 
 
@@ -26,6 +26,47 @@ def test_heldout_split_is_disjoint_and_seeded():
     dm2 = NASDataModule("digits", heldout_fraction=0.25, seed=0)
     dm2.setup()
     assert torch.equal(dm2.splits["heldout"][0], held)
+
+
+def test_cross_validation_folds_test_every_image_once():
+    """K folds over the pooled images: disjoint test splits whose union is every image, each
+    fold's training set the rest; the same folds for every training seed."""
+    a = load_digits()
+    pooled = torch.cat([a.y_train, a.y_test])
+    ids = lambda x: [bytes(r) for r in x.flatten(1).numpy()]  # noqa: E731
+    every = sorted(ids(torch.cat([a.x_train, a.x_test])))
+    tests = []
+    for k in range(5):
+        f = cross_fold(a, 5, k)
+        assert len(f.y_train) + len(f.y_test) == 1797 and len(f.y_test) in (359, 360)
+        assert sorted(ids(torch.cat([f.x_train, f.x_test]))) == every
+        assert torch.equal(torch.cat([f.y_train, f.y_test]).sort().values, pooled.sort().values)
+        tests += ids(f.x_test)
+    assert sorted(tests) == every  # each image tested by exactly one fold
+    dm = NASDataModule("digits", folds=5, fold=3, seed=7)
+    dm.setup()
+    fold3 = cross_fold(a, 5, 3)
+    assert torch.equal(dm.splits["test"][0], fold3.x_test)
+    assert len(dm.splits["train"][1]) + len(dm.splits["heldout"][1]) == len(fold3.y_train)
+
+
+@pytest.mark.parametrize(
+    ("folds", "fold", "named"),
+    [
+        (1, 0, "data.folds=1"),
+        (5, 5, "data.fold=5"),
+        (-2, 0, "data.folds=-2"),
+        (3, -1, "data.fold=-1"),
+    ],
+)
+def test_bad_folds_are_named(folds, fold, named):
+    with pytest.raises(DataError, match=named):
+        NASDataModule("digits", folds=folds, fold=fold)
+
+
+def test_more_folds_than_images_is_named():
+    with pytest.raises(DataError, match="data.folds=2000: expected at most the 1797 images"):
+        cross_fold(load_digits(), 2000, 0)
 
 
 def test_loader_epochs_are_reproducible_and_differ():

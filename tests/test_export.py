@@ -359,3 +359,55 @@ def test_retrain_fine_tunes_exported_supernet_weights(tmp_path):
     with pytest.raises(DataError, match=r"init_weights=.*model\.pt: not the weights of"):
         retrain.run(cfg, overrides=[])
     assert not (tmp_path / "bad" / "retrain.json").exists()
+
+
+def test_retrain_cross_validates_over_every_image_and_keeps_finished_folds(tmp_path, monkeypatch):
+    """folds=2: two networks, each tested on its half of all 1,797 digits, the pooled accuracy
+    their image-weighted mean. A rerun keeps finished folds, resumes an unfinished one from its
+    last checkpoint, and refuses (overwriting nothing) a folder trained with other settings."""
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    over = [f"arch='{arch}'", "folds=2", "save_model=false"]
+    out = retrain.run(make_cfg("retrain", tmp_path, over), overrides=[])["summary"]
+    folds = out["folds"]
+    assert [f["fold"] for f in folds] == [0, 1] and out["test_images"] == 1797
+    assert sorted(f["test_images"] for f in folds) == [898, 899]
+    weighted = sum(f["test_acc"] * f["test_images"] for f in folds) / 1797
+    assert out["test_acc"] == pytest.approx(weighted) and out["arch"] == arch
+    saved = json.loads((tmp_path / "retrain.json").read_text())
+    assert saved["test_acc"] == out["test_acc"] and saved["config"]["folds"] == 2
+    first = (tmp_path / "fold-0" / "retrain.json").read_bytes()
+
+    calls = []
+    real_train = retrain.train
+
+    def spy(cfg, test=False):
+        calls.append(cfg.ckpt_path)
+        return real_train(cfg, test=test)
+
+    monkeypatch.setattr(retrain, "train", spy)
+    again = retrain.run(make_cfg("retrain", tmp_path, over), overrides=[])["summary"]
+    assert not calls and again["test_acc"] == out["test_acc"]  # both folds kept
+
+    (tmp_path / "fold-1" / "retrain.json").unlink()  # killed after training, before its result
+    resumed = retrain.run(make_cfg("retrain", tmp_path, over), overrides=[])["summary"]
+    assert calls == [str(tmp_path / "fold-1" / "checkpoints" / "last.ckpt")]
+    assert resumed["folds"][1]["test_acc"] == pytest.approx(folds[1]["test_acc"])
+
+    other = make_cfg("retrain", tmp_path, [*over, "trainer.max_epochs=2"])
+    with pytest.raises(DataError, match=r"fold-0/retrain.json was retrained with other settings"):
+        retrain.run(other, overrides=[])
+    assert (tmp_path / "fold-0" / "retrain.json").read_bytes() == first
+    resume = make_cfg("retrain", tmp_path / "x", [*over, "ckpt_path=last.ckpt"])
+    with pytest.raises(DataError, match="ckpt_path=last.ckpt with folds=2"):
+        retrain.run(resume, overrides=[])
+    begun = tmp_path / "z" / "fold-0"  # a fold whose training began with other settings
+    begun.mkdir(parents=True)
+    (begun / "train_run.json").write_text(json.dumps({"config": {"seed": 99}}))
+    with pytest.raises(DataError, match=r"fold-0/train_run.json was retrained with other"):
+        retrain.run(make_cfg("retrain", tmp_path / "z", over), overrides=[])
+    (begun / "retrain.json").write_text("{cut off")
+    with pytest.raises(DataError, match=r"fold-0/retrain.json is not JSON text"):
+        retrain.run(make_cfg("retrain", tmp_path / "z", over), overrides=[])
+    assert (begun / "retrain.json").read_text() == "{cut off"
+    with pytest.raises(DataError, match="folds=0"):
+        retrain.run(make_cfg("retrain", tmp_path / "y", [*over, "folds=0"]), overrides=[])

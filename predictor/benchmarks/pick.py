@@ -147,7 +147,8 @@ def markdown(rows: list[dict], summary: dict[str, Any]) -> str:
 def commits(out: Path, seed: int) -> list[str]:
     """The git commits (as the entry points record them) of one seed's main job and retrains."""
     files = [out / f"run_{seed}" / "best_arch.json"]
-    files += sorted((out / f"retrain_{seed}").glob("*/train_run.json"))
+    for pattern in ("*/train_run.json", "*/fold-*/train_run.json"):  # folds=K: one per fold
+        files += sorted((out / f"retrain_{seed}").glob(pattern))
     return sorted({str(json.loads(f.read_text()).get("git")) for f in files if f.exists()})
 
 

@@ -143,18 +143,20 @@ def train_fold(cfg: DictConfig, folds: int, k: int) -> dict[str, Any]:
         fold_cfg.paths.output_dir = str(folder)
         fold_cfg.ckpt_path = latest_checkpoint(folder / "checkpoints")
     wanted = settings(OmegaConf.to_container(fold_cfg, resolve=True))
-    path = folder / "retrain.json"
+    path, started = folder / "retrain.json", folder / "train_run.json"
+    for record in (path, started):  # a finished fold, else one whose training began
+        if record.is_file():
+            found = settings(read_record(record, record is path).get("config") or {})
+            if found != wanted:
+                keys = wanted.keys() | found.keys()
+                differ = sorted(key for key in keys if found.get(key) != wanted.get(key))
+                raise DataError(
+                    f"{record} was retrained with other settings ({', '.join(differ)} differ); "
+                    "use another hydra.run.dir, or remove that folder to retrain it"
+                )
+            break
     if path.is_file():
-        done = read_fold(path)
-        found = settings(done.get("config") or {})
-        if found != wanted:
-            keys = sorted(
-                key for key in wanted.keys() | found.keys() if found.get(key) != wanted.get(key)
-            )
-            raise DataError(
-                f"{path} was retrained with other settings ({', '.join(keys)} differ); "
-                "use another hydra.run.dir, or remove that folder to retrain it"
-            )
+        done = read_record(path, finished=True)
         log.info(
             "fold %d/%d: kept %s (test accuracy %.2f%%)", k + 1, folds, path, done["test_acc"]
         )
@@ -165,28 +167,29 @@ def train_fold(cfg: DictConfig, folds: int, k: int) -> dict[str, Any]:
     return summary
 
 
-def read_fold(path: Path) -> dict[str, Any]:
-    """A finished fold's `retrain.json`.
+def read_record(path: Path, finished: bool) -> dict[str, Any]:
+    """A fold's `retrain.json` (`finished`) or `train_run.json`.
 
     Raises:
-        DataError: not JSON, or without a numeric `test_acc` and `test_images`.
+        DataError: not a JSON object; a `retrain.json` without numeric `test_acc` and
+            `test_images`.
     """
     try:
-        done = json.loads(path.read_bytes().decode("utf-8"))
+        record = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(
             f"{path} is not JSON text ({err}); remove it to retrain that fold"
         ) from None
-    ok = isinstance(done, dict) and all(
-        isinstance(done.get(key), int | float) and not isinstance(done.get(key), bool)
-        for key in ("test_acc", "test_images")
-    )
-    if not ok:
-        raise DataError(
-            f"{path}: expected a fold's retrain.json with numeric test_acc and test_images; "
-            "remove it to retrain that fold"
+    numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+    wanted = ("test_acc", "test_images") if finished else ()
+    if not isinstance(record, dict) or not all(numeric(record.get(key)) for key in wanted):
+        what = (
+            "a fold's retrain.json with numeric test_acc and test_images"
+            if finished
+            else ("a JSON object")
         )
-    return done
+        raise DataError(f"{path}: expected {what}; remove it to retrain that fold")
+    return record
 
 
 def settings(config: dict[str, Any]) -> dict[str, Any]:
