@@ -35,6 +35,7 @@ def test_seed_row_median_and_beats():
     row = seed_row(0, "top", 84.0, rand)
     assert row["random_median"] == 82.5 and row["beats_median"]
     assert not seed_row(0, "top", 82.5, rand)["beats_median"]  # a tie does not beat
+    assert row["random_below"] == 2 and seed_row(0, "top", 85.0, rand)["random_below"] == 2.5
     assert [r["acc"] for r in row["random"]] == [10.0, 90.0, 80.0, 85.0]
 
 
@@ -46,15 +47,15 @@ def test_summary_and_table_from_fake_accuracies():
     s = summarize(rows)
     assert s["seeds"] == 2 and s["beats"] == 1
     assert s["mean_top1_acc"] == 80.0 and s["mean_random_median"] == 77.5
-    assert s["mean_margin"] == 2.5
+    assert s["mean_margin"] == 2.5 and (s["random_below"], s["random_archs"]) == (4, 6)
     table = markdown(rows, s)
     lines = table.strip().splitlines()
     assert len(lines) == 2 + 2 + 1
-    assert "| 0 | `\\|a\\|` | 90.00 | 10.0, 80.0, 85.0 | 80.00 | yes |" in lines
-    assert "| 1 | `\\|b\\|` | 70.00 | 20.0, 75.0, 80.0 | 75.00 | no |" in lines
+    assert "| 0 | `\\|a\\|` | 90.00 | 10.00, 80.00, 85.00 | 80.00 | yes | 3/3 |" in lines
+    assert "| 1 | `\\|b\\|` | 70.00 | 20.00, 75.00, 80.00 | 75.00 | no | 1/3 |" in lines
     tie = markdown([seed_row(2, "c", 80.0, [("x", 80.0)])], s).splitlines()[2]
-    assert tie.endswith("| 80.00 | no (tie) |")
-    assert lines[-1].startswith("| mean |") and "1/2 (margin +2.50)" in lines[-1]
+    assert tie.endswith("| 80.00 | no (tie) | 0.5/1 |")
+    assert lines[-1].startswith("| mean |") and "1/2 (margin +2.50) | 4/6 |" in lines[-1]
 
 
 def test_retrain_reuses_a_finished_result_and_quotes_arch_strings(tmp_path, monkeypatch):

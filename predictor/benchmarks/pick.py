@@ -93,6 +93,7 @@ def seed_row(seed: int, top1: str, top1_acc: float, rand: list[tuple[str, float]
     """One seed's result: the top-1, its accuracy, the random archs', their median, and the call."""
     accs = [acc for _, acc in rand]
     median = statistics.median(accs)
+    below = sum(acc < top1_acc for acc in accs) + 0.5 * sum(acc == top1_acc for acc in accs)
     return {
         "seed": seed,
         "top1": top1,
@@ -100,11 +101,13 @@ def seed_row(seed: int, top1: str, top1_acc: float, rand: list[tuple[str, float]
         "random": [{"arch": arch, "acc": acc} for arch, acc in rand],
         "random_median": median,
         "beats_median": top1_acc > median,
+        "random_below": below,  # random archs below the top-1, a tie counting half
     }
 
 
 def summarize(rows: list[dict]) -> dict[str, Any]:
-    """Means over seeds and how many seeds the top-1 beat the median."""
+    """Means over seeds, how many seeds the top-1 beat the median, and how many random archs
+    in all scored below it (a tie half): about half of them if the pick were a random arch."""
     top1 = statistics.fmean(r["top1_acc"] for r in rows)
     median = statistics.fmean(r["random_median"] for r in rows)
     return {
@@ -113,6 +116,8 @@ def summarize(rows: list[dict]) -> dict[str, Any]:
         "mean_random_median": median,
         "mean_margin": top1 - median,
         "beats": sum(r["beats_median"] for r in rows),
+        "random_below": sum(r["random_below"] for r in rows),
+        "random_archs": sum(len(r["random"]) for r in rows),
     }
 
 
@@ -125,21 +130,22 @@ def markdown(rows: list[dict], summary: dict[str, Any]) -> str:
     """The per-seed table and the mean row, in Markdown."""
     lines = [
         "| seed | top-1 of `make run` | top-1 test acc | random archs' test acc (sorted) "
-        "| random median | top-1 > median |",
-        "|---|---|---|---|---|---|",
+        "| random median | top-1 > median | random archs below the top-1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        accs = ", ".join(f"{a:.1f}" for a in sorted(x["acc"] for x in r["random"]))
+        accs = ", ".join(f"{a:.2f}" for a in sorted(x["acc"] for x in r["random"]))
         tie = r["top1_acc"] == r["random_median"]
         beats = "yes" if r["beats_median"] else "no (tie)" if tie else "no"
         lines.append(
             f"| {r['seed']} | `{escape(r['top1'])}` | {r['top1_acc']:.2f} | {accs} "
-            f"| {r['random_median']:.2f} | {beats} |"
+            f"| {r['random_median']:.2f} | {beats} | {r['random_below']:g}/{len(r['random'])} |"
         )
     s = summary
     lines.append(
         f"| mean | | {s['mean_top1_acc']:.2f} | | {s['mean_random_median']:.2f} "
-        f"| {s['beats']}/{s['seeds']} (margin {s['mean_margin']:+.2f}) |"
+        f"| {s['beats']}/{s['seeds']} (margin {s['mean_margin']:+.2f}) "
+        f"| {s['random_below']:g}/{s['random_archs']} |"
     )
     return "\n".join(lines) + "\n"
 
