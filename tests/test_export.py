@@ -373,6 +373,7 @@ def test_retrain_cross_validates_over_every_image_and_keeps_finished_folds(tmp_p
     assert sorted(f["test_images"] for f in folds) == [898, 899]
     weighted = sum(f["test_acc"] * f["test_images"] for f in folds) / 1797
     assert out["test_acc"] == pytest.approx(weighted) and out["arch"] == arch
+    assert out["test_acc"] == 100 * out["test_correct"] / 1797  # exact: from the counts
     saved = json.loads((tmp_path / "retrain.json").read_text())
     assert saved["test_acc"] == out["test_acc"] and saved["config"]["folds"] == 2
     first = (tmp_path / "fold-0" / "retrain.json").read_bytes()

@@ -205,15 +205,19 @@ def latest_checkpoint(folder: Path) -> str | None:
 
 
 def pooled(cfg: DictConfig, done: list[dict[str, Any]]) -> dict[str, Any]:
-    """`retrain.json` of a cross-validated retrain: the accuracy over every image (the folds'
-    accuracies weighted by their image counts), the folds' mean and spread, and each fold's."""
+    """`retrain.json` of a cross-validated retrain: the accuracy over every image (the images
+    the folds got right over all the images), the folds' mean and spread, and each fold's."""
     images = sum(f["test_images"] for f in done)
+    # the images each fold got right (its accuracy is a batch-weighted mean in float32): the
+    # pooled accuracy from these counts is exact, so two archs with one count tie exactly
+    correct = sum(round(f["test_acc"] * f["test_images"] / 100) for f in done)
     accs = [f["test_acc"] for f in done]
     vals = [f["val_acc"] for f in done if f.get("val_acc") is not None]
     return {
         "arch": cfg.arch,
-        "test_acc": sum(f["test_acc"] * f["test_images"] for f in done) / images,
+        "test_acc": 100 * correct / images,
         "test_images": images,
+        "test_correct": correct,
         "test_acc_mean": statistics.fmean(accs),
         "test_acc_std": statistics.stdev(accs),
         "val_acc": statistics.fmean(vals) if vals else None,
