@@ -67,6 +67,17 @@ def test_data_configs(data, tmp_path):
             dm.setup()
 
 
+@pytest.mark.parametrize("data", options("data"))
+def test_retrain_trains_on_all_but_a_tenth_of_every_dataset(data, tmp_path):
+    """retrain holds out a tenth (for val/acc) whichever data= is chosen, the supernet half; an
+    explicit data.heldout_fraction still wins."""
+    arch = NEEDS["retrain"]
+    assert make_cfg("retrain", tmp_path, [*arch, f"data={data}"]).data.heldout_fraction == 0.1
+    assert make_cfg("train", tmp_path, [f"data={data}"]).data.heldout_fraction == 0.5
+    over = [*arch, f"data={data}", "data.heldout_fraction=0.3"]
+    assert make_cfg("retrain", tmp_path, over).data.heldout_fraction == 0.3
+
+
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_configs(trainer, tmp_path):
     if trainer == "gpu" and not torch.cuda.is_available():
