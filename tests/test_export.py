@@ -410,5 +410,8 @@ def test_retrain_cross_validates_over_every_image_and_keeps_finished_folds(tmp_p
     with pytest.raises(DataError, match=r"fold-0/retrain.json is not JSON text"):
         retrain.run(make_cfg("retrain", tmp_path / "z", over), overrides=[])
     assert (begun / "retrain.json").read_text() == "{cut off"
+    (begun / "retrain.json").write_text("[98.5]")
+    with pytest.raises(DataError, match=r"expected a JSON object with numeric test_acc"):
+        retrain.run(make_cfg("retrain", tmp_path / "z", over), overrides=[])
     with pytest.raises(DataError, match="folds=0"):
         retrain.run(make_cfg("retrain", tmp_path / "y", [*over, "folds=0"]), overrides=[])

@@ -183,12 +183,8 @@ def read_record(path: Path, finished: bool) -> dict[str, Any]:
     numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
     wanted = ("test_acc", "test_images") if finished else ()
     if not isinstance(record, dict) or not all(numeric(record.get(key)) for key in wanted):
-        what = (
-            "a fold's retrain.json with numeric test_acc and test_images"
-            if finished
-            else ("a JSON object")
-        )
-        raise DataError(f"{path}: expected {what}; remove it to retrain that fold")
+        what = "object with numeric test_acc and test_images" if finished else "object"
+        raise DataError(f"{path}: expected a JSON {what}; remove it to retrain that fold")
     return record
 
 
@@ -223,7 +219,10 @@ def pooled(cfg: DictConfig, done: list[dict[str, Any]]) -> dict[str, Any]:
         "val_acc": statistics.fmean(vals) if vals else None,
         "epochs": cfg.trainer.max_epochs,
         "folds": [
-            {key: f[key] for key in ("fold", "test_acc", "test_images", "val_acc", "ckpt_path")}
+            {
+                key: f.get(key)
+                for key in ("fold", "test_acc", "test_images", "val_acc", "ckpt_path")
+            }
             for f in done
         ],
         "config": OmegaConf.to_container(cfg, resolve=True),
