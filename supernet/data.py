@@ -10,6 +10,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -146,9 +147,24 @@ def downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], *size))
 
 
-FOLD_SEED = (
-    0  # the folds' shuffle: fixed, so every arch and training seed is tested on the same images
-)
+# The folds' shuffle: fixed, so every arch and training seed is tested on the same images.
+FOLD_SEED = 0
+
+
+def check_folds(folds: Any, fold: Any) -> tuple[int, int]:
+    """`data.folds` and `data.fold` as ints: folds 0 (the data's own test split) or K >= 2, and
+    fold below K.
+
+    Raises:
+        DataError: either value out of range, named.
+    """
+    folds = check_count("data.folds", folds, 0, "0: the data's own test split")
+    fold = check_count("data.fold", fold, 0)
+    if folds == 1 or (folds and fold >= folds):
+        raise DataError(
+            f"data.folds={folds}, data.fold={fold}: expected folds 0 or >= 2 and fold below it"
+        )
+    return folds, fold
 
 
 def cross_fold(a: Arrays, folds: int, fold: int) -> Arrays:
@@ -161,11 +177,11 @@ def cross_fold(a: Arrays, folds: int, fold: int) -> Arrays:
     """
     x = torch.cat([a.x_train, a.x_test])
     y = torch.cat([a.y_train, a.y_test])
-    folds = check_count("data.folds", folds, 2, "K-fold cross-validation over every image")
-    if folds > len(y):
-        raise DataError(f"data.folds={folds}: expected at most the {len(y)} images of {a.name}")
-    if not 0 <= check_count("data.fold", fold, 0) < folds:
-        raise DataError(f"data.fold={fold}: expected 0..{folds - 1} (data.folds={folds})")
+    folds, fold = check_folds(folds, fold)
+    if not 2 <= folds <= len(y):
+        raise DataError(
+            f"data.folds={folds}: expected 2 to at most the {len(y)} images of {a.name}"
+        )
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(FOLD_SEED))
     parts = list(torch.tensor_split(perm, folds))
     test = parts.pop(fold)
@@ -362,12 +378,7 @@ class NASDataModule(pl.LightningDataModule):
         )
         self.val_images, self.pad, self.flip = val_images, pad, flip
         self.limit_train, self.seed, self.device = limit_train, seed, device
-        self.folds = check_count("data.folds", folds, 0, "0: the data's own test split")
-        self.fold = check_count("data.fold", fold, 0)
-        if self.folds == 1 or (self.folds and self.fold >= self.folds):
-            raise DataError(
-                f"data.folds={folds}, data.fold={fold}: expected folds 0 or >= 2 and fold below it"
-            )
+        self.folds, self.fold = check_folds(folds, fold)
         self.arrays: Arrays | None = None
 
     @property

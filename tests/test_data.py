@@ -65,7 +65,7 @@ def test_bad_folds_are_named(folds, fold, named):
 
 
 def test_more_folds_than_images_is_named():
-    with pytest.raises(DataError, match="data.folds=2000: expected at most the 1797 images"):
+    with pytest.raises(DataError, match="data.folds=2000: expected 2 to at most the 1797 images"):
         cross_fold(load_digits(), 2000, 0)
 
 

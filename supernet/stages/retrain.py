@@ -144,19 +144,20 @@ def train_fold(cfg: DictConfig, folds: int, k: int) -> dict[str, Any]:
         fold_cfg.ckpt_path = latest_checkpoint(folder / "checkpoints")
     wanted = settings(OmegaConf.to_container(fold_cfg, resolve=True))
     path, started = folder / "retrain.json", folder / "train_run.json"
-    for record in (path, started):  # a finished fold, else one whose training began
-        if record.is_file():
-            found = settings(read_record(record, record is path).get("config") or {})
-            if found != wanted:
-                keys = wanted.keys() | found.keys()
-                differ = sorted(key for key in keys if found.get(key) != wanted.get(key))
-                raise DataError(
-                    f"{record} was retrained with other settings ({', '.join(differ)} differ); "
-                    "use another hydra.run.dir, or remove that folder to retrain it"
-                )
-            break
-    if path.is_file():
-        done = read_record(path, finished=True)
+    done = read_record(path, finished=True) if path.is_file() else None
+    # a finished fold, else one whose training began: trained with these settings, or refused
+    record = path if done is not None else started
+    earlier = done if done is not None or not started.is_file() else read_record(started, False)
+    if earlier is not None:
+        found = settings(earlier.get("config") or {})
+        if found != wanted:
+            keys = wanted.keys() | found.keys()
+            differ = sorted(key for key in keys if found.get(key) != wanted.get(key))
+            raise DataError(
+                f"{record} was retrained with other settings ({', '.join(differ)} differ); "
+                "use another hydra.run.dir, or remove that folder to retrain it"
+            )
+    if done is not None:
         log.info(
             "fold %d/%d: kept %s (test accuracy %.2f%%)", k + 1, folds, path, done["test_acc"]
         )
